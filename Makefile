@@ -1,0 +1,37 @@
+# Two commands for a new user (see README): `make demo` and `make test`.
+# Both set up .venv/ and node_modules/ first; re-running is fast when nothing changed.
+SHELL := /bin/bash
+PY := .venv/bin/python
+SAMPLE ?= ../shared/data/cxr-sample
+EXPERIMENT ?= experiments/demo.json
+
+.PHONY: setup demo test lint synth clean
+
+setup: .venv/.installed node_modules/.installed
+
+.venv/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q uv==0.13.8
+	$(PY) -m uv pip install --python $(PY) -q -r requirements.txt
+	$(PY) -m uv pip install --python $(PY) -q --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	.venv/bin/cxr run $(EXPERIMENT) --local --sample $(SAMPLE)
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+synth: setup
+	npx cdk synth --quiet > /dev/null
+
+test: setup lint synth
+	.venv/bin/pytest -q
+
+clean:
+	rm -rf runs cdk.out .pytest_cache

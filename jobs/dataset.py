@@ -1,0 +1,97 @@
+"""Reads the ETL's Parquet dataset (local path or s3://) for training and evaluation. No TensorFlow here.
+
+Pixels are stored as uint8; ``to_float`` is the paper's [0,1] scaling (x / 255), done at read time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from jobs.etl.labels import CLASSES
+
+META_COLUMNS = ("label", "patient_id", "source", "original_path")
+
+
+class DatasetError(ValueError):
+    """The dataset folder is not an ETL output, or lacks what a step needs."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: str
+    manifest: dict
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.manifest["image_shape"])  # type: ignore[return-value]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    def count(self, split: str) -> int:
+        return int(self.manifest["counts"]["by_split"].get(split, 0))
+
+    def parquet(self, split: str) -> pads.Dataset:
+        fs, path = _filesystem(f"{self.root}/data/split={split}")
+        try:
+            return pads.dataset(path, filesystem=fs, format="parquet")
+        except (FileNotFoundError, OSError) as exc:
+            raise DatasetError(f"{self.root}: no '{split}' split in data/ ({exc})") from None
+
+    def batches(self, split: str, columns: tuple[str, ...] = ("image", "label_index"),
+                batch_rows: int = 64) -> Iterator[dict[str, np.ndarray]]:
+        """Streams a split in record batches; memory stays at one batch whatever the dataset's size."""
+        height, width, channels = self.image_shape
+        for batch in self.parquet(split).to_batches(columns=list(columns), batch_size=batch_rows):
+            out: dict[str, np.ndarray] = {}
+            for name in columns:
+                column = batch.column(name)
+                if name == "image":
+                    flat = np.frombuffer(b"".join(column.to_pylist()), dtype=np.uint8)
+                    out[name] = flat.reshape(len(batch), height, width, channels)
+                else:
+                    out[name] = column.to_numpy(zero_copy_only=False)
+            yield out
+
+    def load(self, split: str, columns: tuple[str, ...] = ("image", "label_index") + META_COLUMNS
+             ) -> dict[str, np.ndarray]:
+        """A whole split in memory (evaluation, benchmarks): uint8 images plus metadata columns."""
+        parts = list(self.batches(split, columns=columns, batch_rows=256))
+        if not parts:
+            raise DatasetError(f"{self.root}: the '{split}' split is empty")
+        return {name: np.concatenate([p[name] for p in parts]) for name in columns}
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """The paper's scaling: uint8 -> float32 in [0, 1]."""
+    return images.astype(np.float32) / np.float32(255.0)
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    if uri.startswith("s3://"):
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), str(Path(uri).resolve())
+
+
+def open_dataset(root: str | Path) -> Dataset:
+    """Opens an ETL output folder; the manifest is required (it is written last, so it marks completion)."""
+    root = str(root).rstrip("/")
+    fs, path = _filesystem(f"{root}/manifest.json")
+    try:
+        with fs.open_input_stream(path) as stream:
+            manifest = json.loads(stream.read().decode("utf-8"))
+    except (FileNotFoundError, OSError):
+        raise DatasetError(f"{root}: no manifest.json; run `cxr etl --output {root}` first (the manifest is "
+                           "written last, so its absence also means an unfinished ETL)") from None
+    if manifest.get("classes") != list(CLASSES):
+        raise DatasetError(f"{root}/manifest.json: field 'classes' is {manifest.get('classes')}, "
+                           f"expected {list(CLASSES)}")
+    return Dataset(root=root, manifest=manifest)

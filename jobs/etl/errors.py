@@ -1,0 +1,2 @@
+class EtlError(Exception):
+    """Stops the ETL. The message names the file, the field and what to do."""

@@ -1,0 +1,55 @@
+"""Decode any chest X-ray file and bring it to the paper's shape: RGB, size x size, uint8."""
+
+import hashlib
+
+import cv2
+import numpy as np
+
+
+class ImageRejected(Exception):
+    """The file cannot be used; the message is the reason written to the manifest."""
+
+
+def _check_complete(data):
+    """cv2 decodes some truncated files without complaint; their end markers tell."""
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
+        raise ImageRejected("truncated JPEG: no end-of-image marker")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
+        raise ImageRejected("truncated PNG: no IEND chunk")
+
+
+def to_rgb8(image):
+    """Any depth and channel layout cv2 returns (gray, BGR, BGRA, 16-bit) -> RGB uint8."""
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageRejected("unsupported pixel type {}".format(image.dtype))
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    channels = image.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 2:  # gray + alpha
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    raise ImageRejected("unsupported channel count {}".format(channels))
+
+
+def decode_and_resize(data, size):
+    """File bytes -> (size, size, 3) RGB uint8. Raises ImageRejected with the reason."""
+    if not data:
+        raise ImageRejected("empty file")
+    _check_complete(data)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageRejected("corrupt image: cannot be decoded as PNG or JPEG")
+    rgb = to_rgb8(image)
+    interpolation = cv2.INTER_AREA if min(rgb.shape[:2]) >= size else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (size, size), interpolation=interpolation)
+
+
+def content_digest(data):
+    return hashlib.sha256(data).hexdigest()

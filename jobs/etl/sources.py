@@ -1,0 +1,167 @@
+"""Readers for the raw sources in their own layouts. Pure functions of (metadata text, file listing).
+
+Each returns candidates (images selected by the paper's rules), rejections (bad input, each with its
+reason) and exclusions (rows the rules leave out, counted by reason, not listed: the full NIH file
+has 112,120 rows).
+"""
+
+import csv
+import io
+import posixpath
+import re
+from collections import Counter
+
+from jobs.etl.errors import EtlError
+from jobs.etl.labels import canonical_label
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+NIH_COLUMNS = ("Image Index", "Finding Labels", "Patient ID", "Patient Age", "View Position")
+COHEN_COLUMNS = ("patientid", "finding", "view", "modality", "filename")
+
+
+class Rules(object):
+    """The paper's selection rules, every one configurable."""
+
+    def __init__(self, view="PA", modality="X-ray", covid_finding="COVID-19",
+                 pneumonia_finding="Pneumonia", normal_finding="No Finding"):
+        self.view = view
+        self.modality = modality
+        self.covid_finding = covid_finding
+        self.pneumonia_finding = pneumonia_finding
+        self.normal_finding = normal_finding
+
+
+class SourceResult(object):
+    def __init__(self):
+        self.candidates = []
+        self.rejections = []
+        self.exclusions = Counter()
+
+    def reject(self, path, source, reason):
+        self.rejections.append({"path": path, "source": source, "reason": reason})
+
+
+def decode_text(data, uri):
+    """Metadata files come as UTF-8 or, in older Cohen snapshots, Windows-1252."""
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise EtlError("{}: cannot decode the metadata file as text".format(uri))
+
+
+def is_image(path):
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def parse_age(text):
+    """'65', '65.0', '058Y' (some NIH releases) -> 65.0; blank or unparsable -> None."""
+    match = re.match(r"\s*(\d+(?:\.\d+)?)", text or "")
+    return float(match.group(1)) if match else None
+
+
+def _rows(text, uri, required):
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise EtlError("{}: the metadata file is empty; point --source at the dataset's folder".format(uri))
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise EtlError("{}: missing column(s) {} in the header {}; is this the right file for this "
+                       "source kind?".format(uri, ", ".join(repr(c) for c in missing), header[:8]))
+    index = {name: header.index(name) for name in header if name}
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        yield {name: (row[i].strip() if i < len(row) else "") for name, i in index.items()}
+
+
+def _same(a, b):
+    return a.strip().lower() == b.strip().lower()
+
+
+def read_cohen(text, uri, root, files, rules):
+    """Cohen covid-chestxray-dataset: ``metadata.csv`` + ``<folder>/<filename>`` (folder defaults to images)."""
+    result = SourceResult()
+    for row in _rows(text, uri, COHEN_COLUMNS):
+        if not _same(row["modality"], rules.modality):
+            result.exclusions["cohen: modality not {}".format(rules.modality)] += 1
+            continue
+        if not _same(row["view"], rules.view):
+            result.exclusions["cohen: view not {}".format(rules.view)] += 1
+            continue
+        path = posixpath.join(root, row.get("folder") or "images", row["filename"])
+        if not row["filename"]:
+            result.reject(uri, "cohen", "metadata row of patient {} names no file".format(row["patientid"]))
+            continue
+        if not row["finding"]:
+            result.reject(path, "cohen", "unknown label: empty finding")
+            continue
+        if rules.covid_finding.lower() not in row["finding"].lower():
+            result.exclusions["cohen: finding without {}".format(rules.covid_finding)] += 1
+            continue
+        if path not in files:
+            result.reject(path, "cohen", "missing file: named in metadata.csv but not found")
+            continue
+        result.candidates.append({
+            "path": path, "label": "COVID-19", "patient_id": "cohen:" + row["patientid"],
+            "source": "cohen", "age": parse_age(row.get("age")),
+        })
+    return result
+
+
+def read_nih(text, uri, files, rules):
+    """NIH ChestX-ray14: ``Data_Entry_2017.csv`` (2017 or 2020 header) + images anywhere below the root."""
+    by_name = {}
+    for path in files:
+        by_name.setdefault(posixpath.basename(path), path)
+    result = SourceResult()
+    for row in _rows(text, uri, NIH_COLUMNS):
+        if not _same(row["View Position"], rules.view):
+            result.exclusions["nih: view not {}".format(rules.view)] += 1
+            continue
+        labels = [part.strip() for part in row["Finding Labels"].split("|") if part.strip()]
+        name = row["Image Index"]
+        if not labels:
+            result.reject(name, "nih", "unknown label: empty Finding Labels")
+            continue
+        if labels == [rules.normal_finding]:
+            label = "Normal"
+        elif rules.pneumonia_finding in labels:
+            label = "Pneumonia"
+        else:
+            result.exclusions["nih: neither {} nor {}".format(rules.normal_finding, rules.pneumonia_finding)] += 1
+            continue
+        path = by_name.get(name)
+        if path is None:
+            result.reject(name, "nih", "missing file: named in Data_Entry_2017.csv but not found")
+            continue
+        result.candidates.append({
+            "path": path, "label": label, "patient_id": "nih:" + row["Patient ID"].lstrip("0"),
+            "source": "nih", "age": parse_age(row["Patient Age"]),
+        })
+    return result
+
+
+def read_folders(root, files):
+    """A plain ``<root>/<class>/<image>`` tree. With no patient ids, each image counts as its own patient."""
+    result = SourceResult()
+    root = root.rstrip("/")
+    for path in sorted(files):
+        relative = path[len(root) + 1:]
+        parts = relative.split("/")
+        if len(parts) < 2:
+            result.exclusions["folders: file outside a class folder"] += 1
+            continue
+        label = canonical_label(parts[0])
+        if label is None:
+            result.reject(path, "folders", "unknown label: folder {!r} is not one of COVID-19, Normal, "
+                                           "Pneumonia".format(parts[0]))
+            continue
+        stem = posixpath.splitext(posixpath.basename(path))[0]
+        result.candidates.append({
+            "path": path, "label": label, "patient_id": "folders:" + stem, "source": "folders", "age": None,
+        })
+    return result
