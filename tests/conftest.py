@@ -1,0 +1,43 @@
+"""Shared fixtures: the real sample, one real local SparkSession, one small ETL output per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT.parent / "shared" / "data" / "cxr-sample"
+SMALL_IMAGE_SIZE = 64
+
+
+def require_sample() -> Path:
+    if not (SAMPLE / "cohen" / "metadata.csv").exists():
+        pytest.skip(f"the real X-ray sample is absent at {SAMPLE}")
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def sample() -> Path:
+    return require_sample()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from jobs.etl.spark_job import local_session
+
+    session = local_session("cxr-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def small_dataset(spark, sample, tmp_path_factory) -> Path:
+    """The ETL run once on the real sample at 64x64: the input of training and evaluation tests."""
+    from jobs.etl import spark_job
+
+    out = tmp_path_factory.mktemp("etl") / "small"
+    code = spark_job.main([f"--source=cohen={sample / 'cohen'}", f"--source=nih={sample / 'nih'}",
+                           f"--output={out}", f"--image-size={SMALL_IMAGE_SIZE}"], session_factory=lambda: spark)
+    assert code == 0
+    return out
