@@ -46,8 +46,9 @@ class Dataset:
         except (FileNotFoundError, OSError) as exc:
             raise DatasetError(f"{self.root}: no '{split}' split in data/ ({exc})") from None
 
-    def batches(self, split: str, columns: tuple[str, ...] = ("image", "label_index"),
-                batch_rows: int = 64) -> Iterator[dict[str, np.ndarray]]:
+    def batches(
+        self, split: str, columns: tuple[str, ...] = ("image", "label_index"), batch_rows: int = 64
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Streams a split in record batches; memory stays at one batch whatever the dataset's size."""
         height, width, channels = self.image_shape
         for batch in self.parquet(split).to_batches(columns=list(columns), batch_size=batch_rows):
@@ -61,8 +62,9 @@ class Dataset:
                     out[name] = column.to_numpy(zero_copy_only=False)
             yield out
 
-    def load(self, split: str, columns: tuple[str, ...] = ("image", "label_index") + META_COLUMNS
-             ) -> dict[str, np.ndarray]:
+    def load(
+        self, split: str, columns: tuple[str, ...] = ("image", "label_index") + META_COLUMNS
+    ) -> dict[str, np.ndarray]:
         """A whole split in memory (evaluation, benchmarks): uint8 images plus metadata columns."""
         parts = list(self.batches(split, columns=columns, batch_rows=256))
         if not parts:
@@ -89,9 +91,12 @@ def open_dataset(root: str | Path) -> Dataset:
         with fs.open_input_stream(path) as stream:
             manifest = json.loads(stream.read().decode("utf-8"))
     except (FileNotFoundError, OSError):
-        raise DatasetError(f"{root}: no manifest.json; run `cxr etl --output {root}` first (the manifest is "
-                           "written last, so its absence also means an unfinished ETL)") from None
+        raise DatasetError(
+            f"{root}: no manifest.json; run `cxr etl --output {root}` first (the manifest is "
+            "written last, so its absence also means an unfinished ETL)"
+        ) from None
     if manifest.get("classes") != list(CLASSES):
-        raise DatasetError(f"{root}/manifest.json: field 'classes' is {manifest.get('classes')}, "
-                           f"expected {list(CLASSES)}")
+        raise DatasetError(
+            f"{root}/manifest.json: field 'classes' is {manifest.get('classes')}, expected {list(CLASSES)}"
+        )
     return Dataset(root=root, manifest=manifest)

@@ -31,8 +31,11 @@ class Source(_Strict):
     """A raw data source in its own layout: ``cohen``, ``nih`` or ``folders`` (one folder per class)."""
 
     kind: Literal["cohen", "nih", "folders"]
-    uri: str = Field(min_length=1, description="local folder or s3:// prefix; relative paths resolve "
-                     "against the sample folder given to the local runner")
+    uri: str = Field(
+        min_length=1,
+        description="local folder or s3:// prefix; relative paths resolve "
+        "against the sample folder given to the local runner",
+    )
 
 
 class EtlConfig(_Strict):
@@ -40,8 +43,11 @@ class EtlConfig(_Strict):
     image_size: int = Field(224, ge=32, le=1024)
     view: str = "PA"
     modality: str = "X-ray"
-    caps: dict[str, int] = Field(default_factory=dict, description="per-class image caps, e.g. the "
-                                 "paper's {'COVID-19': 196, 'Pneumonia': 500, 'Normal': 500}")
+    caps: dict[str, int] = Field(
+        default_factory=dict,
+        description="per-class image caps, e.g. the "
+        "paper's {'COVID-19': 196, 'Pneumonia': 500, 'Normal': 500}",
+    )
     adults_only: bool = False
     min_images_per_class: int = Field(10, ge=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
@@ -77,7 +83,9 @@ class TrainingConfig(_Strict):
     models: list[ModelName] = Field(min_length=1)
     schedule: str | list[Stage] = "paper-two-phase"
     batch_size: int = Field(3, gt=0)
-    weights: str = Field("imagenet", description="'imagenet', 'none', or a path / s3:// URI of a weights file")
+    weights: str = Field(
+        "imagenet", description="'imagenet', 'none', or a path / s3:// URI of a weights file"
+    )
     normalisation: Literal["backbone", "paper"] = "backbone"
     rotation_degrees: float = Field(15.0, ge=0, le=180)
     class_weights: Literal["none", "balanced"] = "none"
@@ -96,8 +104,10 @@ class TrainingConfig(_Strict):
     @classmethod
     def _known_schedule(cls, schedule: str | list[Stage]) -> str | list[Stage]:
         if isinstance(schedule, str) and schedule not in BUILTIN_SCHEDULES:
-            raise ValueError(f"unknown schedule {schedule!r}; use one of {sorted(BUILTIN_SCHEDULES)} "
-                             "or a list of {epochs, learning_rate, trainable} stages")
+            raise ValueError(
+                f"unknown schedule {schedule!r}; use one of {sorted(BUILTIN_SCHEDULES)} "
+                "or a list of {epochs, learning_rate, trainable} stages"
+            )
         if isinstance(schedule, list) and not schedule:
             raise ValueError("the schedule needs at least one stage")
         return schedule
@@ -111,8 +121,10 @@ class TrainingConfig(_Strict):
 class EvaluationConfig(_Strict):
     bootstrap_samples: int = Field(1000, ge=0)
     gradcam_examples: int = Field(2, ge=0, description="correct and wrong examples per class")
-    external_tests: list[Source] = Field(default_factory=list, description="extra test sets, "
-                                         "each run through the same ETL and reported beside the split")
+    external_tests: list[Source] = Field(
+        default_factory=list,
+        description="extra test sets, each run through the same ETL and reported beside the split",
+    )
 
 
 class Experiment(_Strict):
@@ -151,7 +163,9 @@ def load_experiment(path: str | Path) -> Experiment:
     except FileNotFoundError:
         raise ExperimentError(f"{path}: no such experiment file (see experiments/ for examples)") from None
     except json.JSONDecodeError as exc:
-        raise ExperimentError(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise ExperimentError(
+            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     return parse_experiment(raw, origin=str(path))
 
 
@@ -160,7 +174,8 @@ def parse_experiment(raw: object, origin: str = "experiment") -> Experiment:
         return Experiment.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"field '{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}" for err in exc.errors()
+            f"field '{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}"
+            for err in exc.errors()
         )
         raise ExperimentError(f"{origin}: {problems}") from None
 

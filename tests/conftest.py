@@ -37,7 +37,14 @@ def small_dataset(spark, sample, tmp_path_factory) -> Path:
     from jobs.etl import spark_job
 
     out = tmp_path_factory.mktemp("etl") / "small"
-    code = spark_job.main([f"--source=cohen={sample / 'cohen'}", f"--source=nih={sample / 'nih'}",
-                           f"--output={out}", f"--image-size={SMALL_IMAGE_SIZE}"], session_factory=lambda: spark)
+    code = spark_job.main(
+        [
+            f"--source=cohen={sample / 'cohen'}",
+            f"--source=nih={sample / 'nih'}",
+            f"--output={out}",
+            f"--image-size={SMALL_IMAGE_SIZE}",
+        ],
+        session_factory=lambda: spark,
+    )
     assert code == 0
     return out

@@ -33,12 +33,19 @@ class HadoopFiles(object):
         iterator = fs.listFiles(path, True)
         while iterator.hasNext():
             qualified = iterator.next().getPath().toString()
-            found[root.rstrip("/") + qualified[len(prefix):]] = qualified
+            found[root.rstrip("/") + qualified[len(prefix) :]] = qualified
         return found
 
     def read_bytes(self, uri):
-        pairs = self._sc.binaryFiles(as_glob(uri)).collect()
-        return bytes(pairs[0][1]) if pairs else None
+        """A small file (metadata) read on the driver, without a Spark job."""
+        path, fs = self._path(uri)
+        if not fs.exists(path):
+            return None
+        stream = fs.open(path)
+        try:
+            return bytes(self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+        finally:
+            stream.close()
 
     def write_text(self, uri, text):
         path, fs = self._path(uri)

@@ -11,9 +11,12 @@ FORMAT = "cxr-dataset/1"
 
 
 def fingerprint(settings, metadata_digests, image_digests):
-    """Changes when any setting, metadata file or kept image changes; nothing else moves it."""
-    payload = json.dumps({"settings": settings, "metadata": sorted(metadata_digests.items()),
-                          "images": sorted(image_digests)}, sort_keys=True)
+    """Changes when any setting, metadata file or kept image changes; where the output goes does not count."""
+    settings = {k: v for k, v in settings.items() if k != "output"}
+    payload = json.dumps(
+        {"settings": settings, "metadata": sorted(metadata_digests.items()), "images": sorted(image_digests)},
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -59,7 +62,8 @@ def summary_lines(manifest):
     c = manifest["counts"]
     lines = [
         "ETL summary: {} inputs selected by the rules, {} images written, {} rejected".format(
-            c["inputs"], c["images"], c["rejected"]),
+            c["inputs"], c["images"], c["rejected"]
+        ),
         "  by split : " + ", ".join("{} {}".format(k, v) for k, v in c["by_split"].items()),
         "  by class : " + ", ".join("{} {}".format(k, v) for k, v in c["by_class"].items()),
         "  by source: " + ", ".join("{} {}".format(k, v) for k, v in c["by_source"].items()),

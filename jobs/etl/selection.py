@@ -11,7 +11,9 @@ SPLITS = ("train", "validation", "test")
 
 
 def seeded_order(keys, seed, salt):
-    return sorted(set(keys), key=lambda k: hashlib.sha256("{}:{}:{}".format(seed, salt, k).encode()).hexdigest())
+    return sorted(
+        set(keys), key=lambda k: hashlib.sha256("{}:{}:{}".format(seed, salt, k).encode()).hexdigest()
+    )
 
 
 def drop_children(candidates, adult_age=18.0):
@@ -65,12 +67,14 @@ def assign_splits(images, test_fraction, validation_fraction, seed):
     labels_of = defaultdict(Counter)
     for _, patient, label in images:
         labels_of[patient][label] += 1
-    primary = {p: sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] for p, counts in labels_of.items()}
+    primary = {
+        p: sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] for p, counts in labels_of.items()
+    }
     patients_by_class = defaultdict(list)
     for patient, label in primary.items():
         patients_by_class[label].append(patient)
     split_of_patient = {}
-    for label, patients in sorted(patients_by_class.items()):
+    for _, patients in sorted(patients_by_class.items()):
         sizes = {p: sum(labels_of[p].values()) for p in patients}
         total = float(sum(sizes.values()))
         targets = (("test", test_fraction * total), ("validation", validation_fraction * total))

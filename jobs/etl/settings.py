@@ -11,8 +11,9 @@ SOURCE_KINDS = ("cohen", "nih", "folders")
 def _source(text):
     kind, sep, uri = text.partition("=")
     if not sep or kind not in SOURCE_KINDS or not uri:
-        raise argparse.ArgumentTypeError("expected KIND=DIR with KIND one of {}, got {!r}".format(
-            "/".join(SOURCE_KINDS), text))
+        raise argparse.ArgumentTypeError(
+            "expected KIND=DIR with KIND one of {}, got {!r}".format("/".join(SOURCE_KINDS), text)
+        )
     return kind, uri.rstrip("/")
 
 
@@ -20,8 +21,9 @@ def _cap(text):
     name, sep, number = text.partition("=")
     label = canonical_label(name)
     if not sep or label is None or not number.isdigit():
-        raise argparse.ArgumentTypeError("expected CLASS=N with CLASS one of {}, got {!r}".format(
-            "/".join(CLASSES), text))
+        raise argparse.ArgumentTypeError(
+            "expected CLASS=N with CLASS one of {}, got {!r}".format("/".join(CLASSES), text)
+        )
     return label, int(number)
 
 
@@ -33,28 +35,56 @@ def _fraction(text):
 
 
 def build_parser(prog="cxr etl"):
-    p = argparse.ArgumentParser(prog=prog, description=(
-        "Select, decode and resize chest X-rays into a Parquet dataset (uint8 RGB) with manifest.json. "
-        "Runs on local Spark or, unchanged, as an EMR spark-submit step."))
-    p.add_argument("--source", action="append", type=_source, required=True, metavar="KIND=DIR",
-                   help="a raw source: cohen=DIR (metadata.csv + images/), nih=DIR (Data_Entry_2017.csv + "
-                        "images), folders=DIR (one folder per class). Repeat for several. s3:// on EMR.")
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Select, decode and resize chest X-rays into a Parquet dataset (uint8 RGB) with manifest.json. "
+            "Runs on local Spark or, unchanged, as an EMR spark-submit step."
+        ),
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        type=_source,
+        required=True,
+        metavar="KIND=DIR",
+        help="a raw source: cohen=DIR (metadata.csv + images/), nih=DIR (Data_Entry_2017.csv + "
+        "images), folders=DIR (one folder per class). Repeat for several. s3:// on EMR.",
+    )
     p.add_argument("--output", required=True, help="output folder or s3:// prefix (overwritten)")
-    p.add_argument("--image-size", type=int, default=224, help="side of the square output images (default 224)")
+    p.add_argument(
+        "--image-size", type=int, default=224, help="side of the square output images (default 224)"
+    )
     p.add_argument("--view", default="PA", help="keep this view position only (default PA)")
     p.add_argument("--modality", default="X-ray", help="Cohen modality to keep (default X-ray)")
     p.add_argument("--covid-finding", default="COVID-19", help="Cohen finding substring for COVID-19")
     p.add_argument("--pneumonia-finding", default="Pneumonia", help="NIH label for pneumonia")
     p.add_argument("--normal-finding", default="No Finding", help="NIH label for normal")
-    p.add_argument("--cap", action="append", type=_cap, default=[], metavar="CLASS=N",
-                   help="at most N images of CLASS, whole patients in seeded order (paper: COVID-19=196, "
-                        "Pneumonia=500, Normal=500)")
+    p.add_argument(
+        "--cap",
+        action="append",
+        type=_cap,
+        default=[],
+        metavar="CLASS=N",
+        help="at most N images of CLASS, whole patients in seeded order (paper: COVID-19=196, "
+        "Pneumonia=500, Normal=500)",
+    )
     p.add_argument("--adults-only", action="store_true", help="drop images of patients under 18 (age known)")
-    p.add_argument("--min-images-per-class", type=int, default=10,
-                   help="stop when a class ends with fewer usable images (default 10)")
-    p.add_argument("--test-fraction", type=_fraction, default=0.2, help="share of images for test (default 0.2)")
-    p.add_argument("--validation-fraction", type=_fraction, default=0.1,
-                   help="share of images for validation, carved from the training part (default 0.1)")
+    p.add_argument(
+        "--min-images-per-class",
+        type=int,
+        default=10,
+        help="stop when a class ends with fewer usable images (default 10)",
+    )
+    p.add_argument(
+        "--test-fraction", type=_fraction, default=0.2, help="share of images for test (default 0.2)"
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=0.1,
+        help="share of images for validation, carved from the training part (default 0.1)",
+    )
     p.add_argument("--seed", type=int, default=20200627, help="seed of caps and splits")
     p.add_argument("--partitions", type=int, default=0, help="decode partitions (default: 4 per core)")
     return p

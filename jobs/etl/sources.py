@@ -22,8 +22,14 @@ COHEN_COLUMNS = ("patientid", "finding", "view", "modality", "filename")
 class Rules(object):
     """The paper's selection rules, every one configurable."""
 
-    def __init__(self, view="PA", modality="X-ray", covid_finding="COVID-19",
-                 pneumonia_finding="Pneumonia", normal_finding="No Finding"):
+    def __init__(
+        self,
+        view="PA",
+        modality="X-ray",
+        covid_finding="COVID-19",
+        pneumonia_finding="Pneumonia",
+        normal_finding="No Finding",
+    ):
         self.view = view
         self.modality = modality
         self.covid_finding = covid_finding
@@ -66,11 +72,16 @@ def _rows(text, uri, required):
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise EtlError("{}: the metadata file is empty; point --source at the dataset's folder".format(uri))
+        raise EtlError(  # noqa: B904 - Python 3.7 code on EMR; the cause is just an empty file
+            "{}: the metadata file is empty; point --source at the dataset's folder".format(uri)
+        )
     missing = [c for c in required if c not in header]
     if missing:
-        raise EtlError("{}: missing column(s) {} in the header {}; is this the right file for this "
-                       "source kind?".format(uri, ", ".join(repr(c) for c in missing), header[:8]))
+        raise EtlError(
+            "{}: missing column(s) {} in the header {}; is this the right file for this source kind?".format(
+                uri, ", ".join(repr(c) for c in missing), header[:8]
+            )
+        )
     index = {name: header.index(name) for name in header if name}
     for row in reader:
         if not any(cell.strip() for cell in row):
@@ -105,10 +116,15 @@ def read_cohen(text, uri, root, files, rules):
         if path not in files:
             result.reject(path, "cohen", "missing file: named in metadata.csv but not found")
             continue
-        result.candidates.append({
-            "path": path, "label": "COVID-19", "patient_id": "cohen:" + row["patientid"],
-            "source": "cohen", "age": parse_age(row.get("age")),
-        })
+        result.candidates.append(
+            {
+                "path": path,
+                "label": "COVID-19",
+                "patient_id": "cohen:" + row["patientid"],
+                "source": "cohen",
+                "age": parse_age(row.get("age")),
+            }
+        )
     return result
 
 
@@ -132,16 +148,23 @@ def read_nih(text, uri, files, rules):
         elif rules.pneumonia_finding in labels:
             label = "Pneumonia"
         else:
-            result.exclusions["nih: neither {} nor {}".format(rules.normal_finding, rules.pneumonia_finding)] += 1
+            result.exclusions[
+                "nih: neither {} nor {}".format(rules.normal_finding, rules.pneumonia_finding)
+            ] += 1
             continue
         path = by_name.get(name)
         if path is None:
             result.reject(name, "nih", "missing file: named in Data_Entry_2017.csv but not found")
             continue
-        result.candidates.append({
-            "path": path, "label": label, "patient_id": "nih:" + row["Patient ID"].lstrip("0"),
-            "source": "nih", "age": parse_age(row["Patient Age"]),
-        })
+        result.candidates.append(
+            {
+                "path": path,
+                "label": label,
+                "patient_id": "nih:" + row["Patient ID"].lstrip("0"),
+                "source": "nih",
+                "age": parse_age(row["Patient Age"]),
+            }
+        )
     return result
 
 
@@ -150,18 +173,27 @@ def read_folders(root, files):
     result = SourceResult()
     root = root.rstrip("/")
     for path in sorted(files):
-        relative = path[len(root) + 1:]
+        relative = path[len(root) + 1 :]
         parts = relative.split("/")
         if len(parts) < 2:
             result.exclusions["folders: file outside a class folder"] += 1
             continue
         label = canonical_label(parts[0])
         if label is None:
-            result.reject(path, "folders", "unknown label: folder {!r} is not one of COVID-19, Normal, "
-                                           "Pneumonia".format(parts[0]))
+            result.reject(
+                path,
+                "folders",
+                "unknown label: folder {!r} is not one of COVID-19, Normal, Pneumonia".format(parts[0]),
+            )
             continue
         stem = posixpath.splitext(posixpath.basename(path))[0]
-        result.candidates.append({
-            "path": path, "label": label, "patient_id": "folders:" + stem, "source": "folders", "age": None,
-        })
+        result.candidates.append(
+            {
+                "path": path,
+                "label": label,
+                "patient_id": "folders:" + stem,
+                "source": "folders",
+                "age": None,
+            }
+        )
     return result

@@ -13,29 +13,31 @@ from collections import Counter
 
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
-from pyspark.sql.types import (BinaryType, DoubleType, IntegerType, StringType, StructField, StructType)
+from pyspark.sql.types import BinaryType, DoubleType, IntegerType, StringType, StructField, StructType
 
 from jobs.etl import imaging, manifest, selection, sources
 from jobs.etl.errors import EtlError
 from jobs.etl.hadoop import HadoopFiles, as_glob
-from jobs.etl.labels import CLASSES, label_index
+from jobs.etl.labels import label_index
 from jobs.etl.settings import parse_settings, settings_record
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
-SCHEMA = StructType([
-    StructField("image", BinaryType(), False),
-    StructField("height", IntegerType(), False),
-    StructField("width", IntegerType(), False),
-    StructField("label", StringType(), False),
-    StructField("label_index", IntegerType(), False),
-    StructField("patient_id", StringType(), False),
-    StructField("source", StringType(), False),
-    StructField("original_path", StringType(), False),
-    StructField("sha256", StringType(), False),
-    StructField("age", DoubleType(), True),
-    StructField("split", StringType(), False),
-])
+SCHEMA = StructType(
+    [
+        StructField("image", BinaryType(), False),
+        StructField("height", IntegerType(), False),
+        StructField("width", IntegerType(), False),
+        StructField("label", StringType(), False),
+        StructField("label_index", IntegerType(), False),
+        StructField("patient_id", StringType(), False),
+        StructField("source", StringType(), False),
+        StructField("original_path", StringType(), False),
+        StructField("sha256", StringType(), False),
+        StructField("age", DoubleType(), True),
+        StructField("split", StringType(), False),
+    ]
+)
 
 METADATA_FILES = {"cohen": "metadata.csv", "nih": "Data_Entry_2017.csv"}
 CLASSES_OF_KIND = {"cohen": ("COVID-19",), "nih": ("Normal", "Pneumonia")}
@@ -47,15 +49,22 @@ def log(message):
 
 def read_sources(files, settings):
     """All candidates of all sources; also the metadata digests and the classes each source promises."""
-    rules = sources.Rules(settings.view, settings.modality, settings.covid_finding,
-                          settings.pneumonia_finding, settings.normal_finding)
+    rules = sources.Rules(
+        settings.view,
+        settings.modality,
+        settings.covid_finding,
+        settings.pneumonia_finding,
+        settings.normal_finding,
+    )
     result = sources.SourceResult()
     digests = {}
     expected = set()
     for kind, root in settings.source:
         listing = files.list_files(root)
         if listing is None:
-            raise EtlError("--source {}={}: no such folder; point it at the dataset's root".format(kind, root))
+            raise EtlError(
+                "--source {}={}: no such folder; point it at the dataset's root".format(kind, root)
+            )
         images = {p: q for p, q in listing.items() if sources.is_image(p)}
         if kind == "folders":
             part = sources.read_folders(root, images)
@@ -64,8 +73,11 @@ def read_sources(files, settings):
             uri = root + "/" + METADATA_FILES[kind]
             data = files.read_bytes(uri) if uri in listing else None
             if data is None:
-                raise EtlError("{}: metadata file not found; a {} source needs {} in its root folder".format(
-                    uri, kind, METADATA_FILES[kind]))
+                raise EtlError(
+                    "{}: metadata file not found; a {} source needs {} in its root folder".format(
+                        uri, kind, METADATA_FILES[kind]
+                    )
+                )
             digests[uri] = imaging.content_digest(data)
             text = sources.decode_text(data, uri)
             if kind == "cohen":
@@ -86,8 +98,13 @@ def unique_paths(candidates, rejections):
     kept = []
     for c in candidates:
         if c["path"] in seen:
-            rejections.append({"path": c["path"], "source": c["source"],
-                               "reason": "listed twice: the metadata names this file more than once"})
+            rejections.append(
+                {
+                    "path": c["path"],
+                    "source": c["source"],
+                    "reason": "listed twice: the metadata names this file more than once",
+                }
+            )
         else:
             seen.add(c["path"])
             kept.append(c)
@@ -96,6 +113,7 @@ def unique_paths(candidates, rejections):
 
 def decode_partition(wanted, size):
     """Executor side: (qualified path, bytes) -> (path, sha256, reason or None, pixels or None)."""
+
     def run(pairs):
         for qualified, data in pairs:
             if qualified not in wanted:
@@ -109,20 +127,30 @@ def decode_partition(wanted, size):
                 yield qualified, digest, str(exc), None
             except Exception as exc:  # noqa: BLE001 - a decoder crash is a rejection, not a lost job
                 yield qualified, digest, "corrupt image: {}".format(exc), None
+
     return run
 
 
 def check_class_sizes(rows, expected, minimum):
     counts = Counter(r["label"] for r in rows)
-    short = ["{} has {}".format(label, counts.get(label, 0)) for label in sorted(expected)
-             if counts.get(label, 0) < minimum]
+    short = [
+        "{} has {}".format(label, counts.get(label, 0))
+        for label in sorted(expected)
+        if counts.get(label, 0) < minimum
+    ]
     if short:
-        raise EtlError("too few usable images: {} (--min-images-per-class={}); add images to the source "
-                       "folders, relax --view/--cap/--adults-only, or lower the minimum".format(
-                           "; ".join(short), minimum))
+        raise EtlError(
+            "too few usable images: {} (--min-images-per-class={}); add images to the source "
+            "folders, relax --view/--cap/--adults-only, or lower the minimum".format(
+                "; ".join(short), minimum
+            )
+        )
     if len(counts) < 2:
-        raise EtlError("only one class ({}) was found; a classifier needs at least two: add another "
-                       "--source".format(", ".join(counts) or "none"))
+        raise EtlError(
+            "only one class ({}) was found; a classifier needs at least two: add another --source".format(
+                ", ".join(counts) or "none"
+            )
+        )
 
 
 def run(spark, settings):
@@ -134,8 +162,11 @@ def run(spark, settings):
     rejections = found.rejections
     candidates = unique_paths(found.candidates, rejections)
     inputs = len(candidates)
-    log("{} images selected by the rules from {} source(s); {} rows excluded by the rules".format(
-        inputs, len(settings.source), sum(found.exclusions.values())))
+    log(
+        "{} images selected by the rules from {} source(s); {} rows excluded by the rules".format(
+            inputs, len(settings.source), sum(found.exclusions.values())
+        )
+    )
     excluded = Counter(found.exclusions)
     if settings.adults_only:
         candidates, dropped = selection.drop_children(candidates)
@@ -147,13 +178,19 @@ def run(spark, settings):
 
     sc = spark.sparkContext
     partitions = settings.partitions or 4 * sc.defaultParallelism
-    log("decoding {} images at {}x{} in {} partitions".format(len(capped), settings.image_size,
-                                                            settings.image_size, partitions))
+    log(
+        "decoding {} images at {}x{} in {} partitions".format(
+            len(capped), settings.image_size, settings.image_size, partitions
+        )
+    )
     pattern = ",".join(as_glob(q) for q in sorted(by_qualified))
     # binaryFiles packs small files into few splits; spreading the bytes first keeps every core decoding.
-    decoded = (sc.binaryFiles(pattern, minPartitions=partitions).repartition(partitions)
-               .mapPartitions(decode_partition(frozenset(by_qualified), settings.image_size))
-               .persist(StorageLevel.MEMORY_AND_DISK))
+    decoded = (
+        sc.binaryFiles(pattern, minPartitions=partitions)
+        .repartition(partitions)
+        .mapPartitions(decode_partition(frozenset(by_qualified), settings.image_size))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
     outcomes = decoded.map(lambda t: (t[0], t[1], t[2])).collect()
 
     digests = {}
@@ -166,39 +203,75 @@ def run(spark, settings):
     missing = set(by_qualified) - {o[0] for o in outcomes}
     for qualified in sorted(missing):
         c = by_qualified[qualified]
-        rejections.append({"path": c["path"], "source": c["source"], "reason": "missing file: could not be read"})
+        rejections.append(
+            {"path": c["path"], "source": c["source"], "reason": "missing file: could not be read"}
+        )
     by_path = {c["path"]: c for c in capped}
     for duplicate, kept in sorted(selection.find_duplicates(digests).items()):
-        rejections.append({"path": duplicate, "source": by_path[duplicate]["source"],
-                           "reason": "duplicate: same bytes as {}".format(kept)})
+        rejections.append(
+            {
+                "path": duplicate,
+                "source": by_path[duplicate]["source"],
+                "reason": "duplicate: same bytes as {}".format(kept),
+            }
+        )
         del digests[duplicate]
 
     kept = [c for c in capped if c["path"] in digests]
     check_class_sizes(kept, expected, settings.min_images_per_class)
-    splits = selection.assign_splits([(c["path"], c["patient_id"], c["label"]) for c in kept],
-                                     settings.test_fraction, settings.validation_fraction, settings.seed)
+    splits = selection.assign_splits(
+        [(c["path"], c["patient_id"], c["label"]) for c in kept],
+        settings.test_fraction,
+        settings.validation_fraction,
+        settings.seed,
+    )
     rows = []
     for c in kept:
-        rows.append({"path": c["path"], "label": c["label"], "source": c["source"],
-                     "patient_id": c["patient_id"], "split": splits[c["path"]], "sha256": digests[c["path"]]})
+        rows.append(
+            {
+                "path": c["path"],
+                "label": c["label"],
+                "source": c["source"],
+                "patient_id": c["patient_id"],
+                "split": splits[c["path"]],
+                "sha256": digests[c["path"]],
+            }
+        )
     row_of = {c["qualified"]: (c, splits[c["path"]]) for c in kept}
     size = settings.image_size
 
     def to_row(t):
         c, split = row_of[t[0]]
-        return (bytearray(t[3]), size, size, c["label"], label_index(c["label"]), c["patient_id"],
-                c["source"], c["path"], t[1], c["age"], split)
+        return (
+            bytearray(t[3]),
+            size,
+            size,
+            c["label"],
+            label_index(c["label"]),
+            c["patient_id"],
+            c["source"],
+            c["path"],
+            t[1],
+            c["age"],
+            split,
+        )
 
     kept_qualified = frozenset(row_of)
     frame = spark.createDataFrame(decoded.filter(lambda t: t[0] in kept_qualified).map(to_row), SCHEMA)
     files_out = max(1, len(rows) * size * size * 3 // (64 << 20))
     log("writing {} images to {}/data".format(len(rows), output))
-    (frame.repartition(files_out, "split").sortWithinPartitions("original_path")
-     .write.mode("overwrite").partitionBy("split").parquet(output + "/data"))
+    (
+        frame.repartition(files_out, "split")
+        .sortWithinPartitions("original_path")
+        .write.mode("overwrite")
+        .partitionBy("split")
+        .parquet(output + "/data")
+    )
     decoded.unpersist()
 
-    result = manifest.build_manifest(rows, settings_record(settings), rejections, excluded,
-                                     metadata_digests, size, inputs)
+    result = manifest.build_manifest(
+        rows, settings_record(settings), rejections, excluded, metadata_digests, size, inputs
+    )
     files.write_text(output + "/manifest.json", json.dumps(result, indent=2, sort_keys=False))
     return result
 
@@ -207,9 +280,14 @@ def local_session(app_name="cxr-etl"):
     """A local[*] session whose Python workers use this interpreter (so they find cv2)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    spark = (SparkSession.builder.master(os.environ.get("CXR_SPARK_MASTER", "local[*]")).appName(app_name)
-             .config("spark.driver.memory", "4g").config("spark.ui.showConsoleProgress", "true")
-             .config("spark.sql.shuffle.partitions", "8").getOrCreate())
+    spark = (
+        SparkSession.builder.master(os.environ.get("CXR_SPARK_MASTER", "local[*]"))
+        .appName(app_name)
+        .config("spark.driver.memory", "4g")
+        .config("spark.ui.showConsoleProgress", "true")
+        .config("spark.sql.shuffle.partitions", "8")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
