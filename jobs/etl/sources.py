@@ -72,8 +72,8 @@ def _rows(text, uri, required):
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise EtlError(  # noqa: B904 - Python 3.7 code on EMR; the cause is just an empty file
-            "{}: the metadata file is empty; point --source at the dataset's folder".format(uri)
+        raise EtlError(
+            "{}: the metadata file is empty; point --source at the dataset's folder".format(uri) from None
         )
     missing = [c for c in required if c not in header]
     if missing:

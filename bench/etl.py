@@ -1,0 +1,118 @@
+"""ETL benchmark on the real sample: Spark vs a plain loop, our Parquet vs the paper's CSV.
+
+Prints three ratios, each against a baseline measured in the same run:
+  1. images/s per core of the Spark job (warm session) vs a single-process loop over the same
+     decode+resize function;
+  2. bytes per image of our Parquet (uint8) vs the paper's format (flattened [0,1] floats as CSV);
+  3. seconds to load the train split as float32 arrays from ours vs from that CSV.
+
+Usage: .venv/bin/python bench/etl.py [--sample ../shared/data/cxr-sample] [--csv-images 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jobs.dataset import open_dataset, to_float
+from jobs.etl import imaging, spark_job
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plain_loop(paths: list[Path], size: int) -> float:
+    started = time.perf_counter()
+    for path in paths:
+        imaging.decode_and_resize(path.read_bytes(), size)
+    return time.perf_counter() - started
+
+
+def spark_run(spark, sample: Path, out: Path, size: int) -> float:
+    started = time.perf_counter()
+    code = spark_job.main(
+        [
+            f"--source=cohen={sample / 'cohen'}",
+            f"--source=nih={sample / 'nih'}",
+            f"--output={out}",
+            f"--image-size={size}",
+        ],
+        session_factory=lambda: spark,
+    )
+    assert code == 0
+    return time.perf_counter() - started
+
+
+def write_paper_csv(images: np.ndarray, labels: np.ndarray, path: Path) -> None:
+    """The paper's format: one row per image, 224*224*3 floats in [0,1], then the label."""
+    flat = to_float(images).reshape(len(images), -1)
+    frame = pd.DataFrame(flat)
+    frame["label"] = labels
+    frame.to_csv(path, index=False, float_format="%.8f")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sample", type=Path, default=ROOT.parent / "shared" / "data" / "cxr-sample")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--csv-images", type=int, default=60, help="train images written to the CSV baseline")
+    args = parser.parse_args()
+
+    paths = sorted((args.sample / "cohen" / "images").iterdir()) + sorted(
+        (args.sample / "nih" / "images").iterdir()
+    )
+    spark = spark_job.local_session("cxr-bench")
+    cores = spark.sparkContext.defaultParallelism
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ds"
+        spark_run(spark, args.sample, out, args.size)  # warm-up: JVM, Python workers, imports
+        spark_times = [spark_run(spark, args.sample, out, args.size) for _ in range(args.repeats)]
+        loop_times = [plain_loop(paths, args.size) for _ in range(args.repeats)]
+        n = len(paths)
+        spark_ips, loop_ips = n / statistics.median(spark_times), n / statistics.median(loop_times)
+        print(f"images: {n}, Spark cores: {cores}, repeats: {args.repeats} (medians)")
+        print(
+            f"Spark job (read+decode+split+write): {spark_ips:.1f} images/s = {spark_ips / cores:.1f} per core"
+        )
+        print(f"plain loop (read+decode), 1 process: {loop_ips:.1f} images/s")
+        print(f"RATIO per-core Spark / plain loop: {spark_ips / cores / loop_ips:.2f}x (target >= 0.8)")
+
+        dataset = open_dataset(out)
+        parquet_bytes = sum(p.stat().st_size for p in (out / "data").rglob("*.parquet"))
+        train = dataset.load("train", columns=("image", "label_index"))
+        subset = train["image"][: args.csv_images]
+        csv_path = Path(tmp) / "paper.csv"
+        write_paper_csv(subset, train["label_index"][: args.csv_images], csv_path)
+        ours_per_image = parquet_bytes / n
+        csv_per_image = csv_path.stat().st_size / len(subset)
+        print(f"bytes/image: ours {ours_per_image / 1e3:.0f} kB, paper CSV {csv_per_image / 1e3:.0f} kB")
+        print(f"RATIO bytes CSV / ours: {csv_per_image / ours_per_image:.1f}x (target >= 15)")
+
+        def load_ours() -> float:
+            started = time.perf_counter()
+            to_float(dataset.load("train", columns=("image", "label_index"))["image"])
+            return (time.perf_counter() - started) / dataset.count("train")
+
+        def load_csv() -> float:
+            started = time.perf_counter()
+            frame = pd.read_csv(csv_path)
+            frame.drop(columns="label").to_numpy(np.float32).reshape(-1, args.size, args.size, 3)
+            return (time.perf_counter() - started) / len(subset)
+
+        ours_s = statistics.median(load_ours() for _ in range(args.repeats))
+        csv_s = statistics.median(load_csv() for _ in range(args.repeats))
+        print(f"load train split as float32, per image: ours {ours_s * 1e3:.2f} ms, CSV {csv_s * 1e3:.1f} ms")
+        print(f"RATIO load time CSV / ours: {csv_s / ours_s:.0f}x (target >= 20)")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
