@@ -73,8 +73,8 @@ def _rows(text, uri, required):
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise EtlError(
-            "{}: the metadata file is empty; point --source at the dataset's folder".format(uri) from None
-        )
+            "{}: the metadata file is empty; point --source at the dataset's folder".format(uri)
+        ) from None
     missing = [c for c in required if c not in header]
     if missing:
         raise EtlError(
