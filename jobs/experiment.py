@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jobs.etl.labels import CLASSES, canonical_label
+
 MODEL_NAMES = ("resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn")
 TASKS = ("binary", "multiclass")
 ModelName = Literal["resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn"]
@@ -43,6 +45,9 @@ class EtlConfig(_Strict):
     image_size: int = Field(224, ge=32, le=1024)
     view: str = "PA"
     modality: str = "X-ray"
+    covid_finding: str = Field("COVID-19", description="Cohen finding substring that marks COVID-19")
+    pneumonia_finding: str = Field("Pneumonia", description="NIH label that marks pneumonia")
+    normal_finding: str = Field("No Finding", description="NIH label that marks a normal image")
     caps: dict[str, int] = Field(
         default_factory=dict,
         description="per-class image caps, e.g. the "
@@ -53,6 +58,16 @@ class EtlConfig(_Strict):
     test_fraction: float = Field(0.2, gt=0, lt=1)
     validation_fraction: float = Field(0.1, ge=0, lt=1)
     seed: int = 20200627
+
+    @field_validator("caps")
+    @classmethod
+    def _known_classes(cls, caps: dict[str, int]) -> dict[str, int]:
+        unknown = [name for name in caps if canonical_label(name) is None]
+        if unknown:
+            raise ValueError(f"unknown class(es) {unknown}; caps take {list(CLASSES)}")
+        if any(n < 1 for n in caps.values()):
+            raise ValueError("caps must be positive")
+        return {canonical_label(name): n for name, n in caps.items()}
 
 
 class Stage(_Strict):
@@ -189,6 +204,9 @@ def etl_arguments(exp: Experiment, source_uris: list[str], output_uri: str) -> l
         f"--image-size={etl.image_size}",
         f"--view={etl.view}",
         f"--modality={etl.modality}",
+        f"--covid-finding={etl.covid_finding}",
+        f"--pneumonia-finding={etl.pneumonia_finding}",
+        f"--normal-finding={etl.normal_finding}",
         f"--min-images-per-class={etl.min_images_per_class}",
         f"--test-fraction={etl.test_fraction}",
         f"--validation-fraction={etl.validation_fraction}",

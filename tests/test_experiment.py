@@ -1,0 +1,90 @@
+"""Experiment files: every shipped one validates, bad ones name the field, arguments round-trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs.etl.settings import parse_settings
+from jobs.experiment import (
+    ExperimentError,
+    etl_arguments,
+    hyperparameters_to_argv,
+    load_experiment,
+    parse_experiment,
+    training_hyperparameters,
+)
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.json"))
+
+
+def test_the_paper_experiments_and_the_demo_are_shipped():
+    assert {p.stem for p in EXPERIMENTS} >= {"demo", "paper-binary", "paper-multiclass", "densenet121-3stage"}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_shipped_experiment_validates_and_its_etl_arguments_parse(path):
+    exp = load_experiment(path)
+    assert exp.name == path.stem
+    uris = [f"/data/{s.uri}" for s in exp.etl.sources]
+    settings = parse_settings(etl_arguments(exp, uris, "/out"))
+    assert settings.image_size == exp.etl.image_size
+    assert dict(settings.cap) == exp.etl.caps
+    assert [uri for _, uri in settings.source] == uris
+
+
+def test_paper_settings_are_the_papers():
+    exp = load_experiment(next(p for p in EXPERIMENTS if p.stem == "paper-binary"))
+    assert (exp.etl.image_size, exp.training.batch_size, exp.training.weights) == (224, 3, "imagenet")
+    assert [(s.epochs, s.learning_rate, s.trainable) for s in exp.training.stages()] == [
+        (30, 1e-3, "head"),
+        (30, 1e-5, "all"),
+    ]
+    assert set(exp.training.models) == {"resnet50", "densenet121", "vgg19", "inceptionv3"}
+
+
+def _raw(**training) -> dict:
+    base = json.loads(next(p for p in EXPERIMENTS if p.stem == "demo").read_text())
+    base["training"].update(training)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"models": ["alexnet"]}, "field 'training.models.0'"),
+        ({"task": "ternary"}, "field 'training.task'"),
+        ({"schedule": []}, "at least one stage"),
+        ({"schedule": [{"epochs": 1, "learning_rate": -1, "trainable": "all"}]}, "learning_rate"),
+        ({"schedule": "five-phase"}, "unknown schedule 'five-phase'"),
+        ({"batch_size": 0}, "field 'training.batch_size'"),
+    ],
+)
+def test_bad_fields_are_named(change, message):
+    with pytest.raises(ExperimentError, match=message):
+        parse_experiment(_raw(**change), origin="demo.json")
+
+
+def test_unknown_cap_class_is_named():
+    raw = _raw()
+    raw["etl"]["caps"] = {"Cats": 3}
+    with pytest.raises(ExperimentError, match=r"field 'etl.caps'.*unknown class"):
+        parse_experiment(raw)
+
+
+def test_a_missing_or_malformed_file_is_named(tmp_path):
+    with pytest.raises(ExperimentError, match="no such experiment file"):
+        load_experiment(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ExperimentError, match=r"bad.json: not valid JSON at line 1"):
+        load_experiment(tmp_path / "bad.json")
+
+
+def test_hyperparameters_are_strings_and_become_flags():
+    exp = load_experiment(next(p for p in EXPERIMENTS if p.stem == "demo"))
+    hp = training_hyperparameters(exp, "small_cnn")
+    assert all(isinstance(v, str) for v in hp.values())
+    assert "--model=small_cnn" in hyperparameters_to_argv(hp)
+    assert exp.model_key("small_cnn") != exp.model_key("densenet121")
