@@ -21,7 +21,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 demo: setup
-	.venv/bin/cxr run $(EXPERIMENT) --local --sample $(SAMPLE)
+	.venv/bin/cxr run $(EXPERIMENT) --local --data-root $(SAMPLE) $(EXTRA)
 
 lint: setup
 	.venv/bin/ruff check .

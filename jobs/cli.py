@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_ROOT = ROOT.parent / "shared" / "data" / "cxr-sample"
 
 
 def _etl(argv: list[str]) -> int:
@@ -13,8 +17,71 @@ def _etl(argv: list[str]) -> int:
     return spark_job.main(argv, session_factory=spark_job.local_session)
 
 
+def _run(argv: list[str]) -> int:
+    from jobs import runner
+    from jobs.experiment import ExperimentError, load_experiment
+
+    parser = argparse.ArgumentParser(
+        prog="cxr run",
+        description=(
+            "Run one experiment end to end: ETL, training and evaluation of each model, report. "
+            "Finished steps (same inputs and settings) are skipped."
+        ),
+    )
+    parser.add_argument("experiment", help="experiment file, or the name of one in experiments/")
+    parser.add_argument(
+        "--local", action="store_true", required=True, help="run on this machine (`cxr start` runs in AWS)"
+    )
+    parser.add_argument(
+        "--container",
+        action="store_true",
+        help="run training and evaluation inside the image from containers/ (needs a Docker engine)",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=DEFAULT_DATA_ROOT,
+        help="folder that relative source URIs are relative to (default: the bundled sample)",
+    )
+    parser.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="where outputs go (default runs/)"
+    )
+    parser.add_argument("--force", action="store_true", help="rerun steps even when their outputs exist")
+    args = parser.parse_args(argv)
+    try:
+        exp = load_experiment(find_experiment(args.experiment))
+    except ExperimentError as exc:
+        print(f"cxr run: error: {exc}", file=sys.stderr)
+        return 2
+    if args.container:
+        from jobs import containers
+
+        problem = containers.docker_problem()
+        if problem:
+            print(f"cxr run --container: {problem}", file=sys.stderr)
+            return 3
+    layout = runner.LocalLayout(args.runs_dir.resolve())
+    steps = runner.plan(exp, layout, args.data_root)
+    if args.container:
+        steps = containers.in_container(steps)
+    print(f"experiment {exp.name}: {len(steps)} steps, outputs in {layout.experiment(exp)}")
+    if not runner.run_steps(steps, force=args.force):
+        return 1
+    for line in runner.headline(layout.report(exp)):
+        print(line)
+    return 0
+
+
+def find_experiment(name: str) -> Path:
+    path = Path(name)
+    if path.suffix != ".json" and not path.exists():
+        path = ROOT / "experiments" / f"{name}.json"
+    return path
+
+
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "etl": ("PySpark ETL: raw sources -> Parquet dataset + manifest.json", _etl),
+    "run": ("run an experiment end to end on this machine (--local)", _run),
 }
 
 

@@ -1,0 +1,160 @@
+"""``cxr run EXPERIMENT --local``: the whole experiment on this machine, step by step.
+
+Each step runs the same entry point, with the same arguments, that the state machine runs in the
+cloud (``jobs.experiment`` builds both), as a child process, so a crash in one model's training
+cannot take the others down. A step whose outputs exist for the same inputs and settings is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.experiment import (
+    Experiment,
+    etl_arguments,
+    evaluation_arguments,
+    hyperparameters_to_argv,
+    training_hyperparameters,
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    command: list[str]
+    done_marker: Path
+
+    def is_done(self) -> bool:
+        return self.done_marker.exists()
+
+
+@dataclass(frozen=True)
+class LocalLayout:
+    """Where a local run writes. Datasets are shared by experiments with the same ETL settings."""
+
+    root: Path
+
+    def dataset(self, exp: Experiment) -> Path:
+        return self.root / "datasets" / exp.dataset_key()
+
+    def experiment(self, exp: Experiment) -> Path:
+        return self.root / "experiments" / exp.name
+
+    def model(self, exp: Experiment, model: str) -> Path:
+        return self.experiment(exp) / "models" / f"{model}-{exp.model_key(model)}"
+
+    def evaluation(self, exp: Experiment, model: str) -> Path:
+        return self.experiment(exp) / "evaluations" / f"{model}-{exp.model_key(model)}"
+
+    def report(self, exp: Experiment) -> Path:
+        return self.experiment(exp) / "report"
+
+
+def resolve_source_uris(exp: Experiment, data_root: Path) -> list[str]:
+    """Relative source URIs are relative to the data root (locally the sample folder; in AWS the raw bucket)."""
+    uris = []
+    for source in exp.etl.sources:
+        if "://" in source.uri or source.uri.startswith("/"):
+            uris.append(source.uri)
+        else:
+            uris.append(str((data_root / source.uri).resolve()))
+    return uris
+
+
+def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
+    cli = [sys.executable, "-m", "jobs.cli"]
+    dataset = layout.dataset(exp)
+    steps = [
+        Step(
+            "etl",
+            [*cli, "etl", *etl_arguments(exp, resolve_source_uris(exp, data_root), str(dataset))],
+            dataset / "manifest.json",
+        )
+    ]
+    for model in exp.training.models:
+        model_dir = layout.model(exp, model)
+        steps.append(
+            Step(
+                f"train {model}",
+                [
+                    *cli,
+                    "train",
+                    f"--data={dataset}",
+                    f"--model-dir={model_dir}",
+                    *hyperparameters_to_argv(training_hyperparameters(exp, model)),
+                ],
+                model_dir / "config.json",
+            )
+        )
+    for model in exp.training.models:
+        out = layout.evaluation(exp, model)
+        steps.append(
+            Step(
+                f"evaluate {model}",
+                [
+                    *cli,
+                    "evaluate",
+                    f"--model-dir={layout.model(exp, model)}",
+                    f"--data={dataset}",
+                    f"--output={out}",
+                    *evaluation_arguments(exp),
+                ],
+                out / "metrics.json",
+            )
+        )
+    report = layout.report(exp)
+    evaluations = [f"--evaluation={model}={layout.evaluation(exp, model)}" for model in exp.training.models]
+    steps.append(
+        Step(
+            "report",
+            [
+                *cli,
+                "report",
+                f"--dataset={dataset}",
+                *evaluations,
+                f"--experiment={exp.model_dump_json()}",
+                f"--output={report}",
+            ],
+            report / "report.html",
+        )
+    )
+    return steps
+
+
+def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = print) -> bool:
+    """Runs what is not done yet; a failed step stops the run (later steps need its outputs)."""
+    started = time.time()
+    for number, step in enumerate(steps, 1):
+        prefix = f"[{number}/{len(steps)}] {step.name}"
+        if step.is_done() and not force:
+            echo(f"{prefix}: done before, skipped ({step.done_marker.parent})")
+            continue
+        echo(f"{prefix}: running")
+        step_started = time.time()
+        code = subprocess.call(step.command)
+        if code != 0:
+            echo(
+                f"{prefix}: FAILED with exit code {code} after {time.time() - step_started:.0f} s; "
+                f"rerun after fixing, finished steps will be skipped"
+            )
+            return False
+        echo(
+            f"{prefix}: finished in {time.time() - step_started:.0f} s (total {time.time() - started:.0f} s)"
+        )
+    return True
+
+
+def headline(report_dir: Path) -> list[str]:
+    """The lines printed at the end of a run: the report's path and each model's main figures."""
+    lines = [f"report: {report_dir / 'report.html'}"]
+    summary = report_dir / "report.json"
+    if summary.exists():
+        for model in json.loads(summary.read_text()).get("models", []):
+            lines.append("  " + ", ".join(f"{k} {v}" for k, v in model.get("headline", {}).items()))
+    return lines
