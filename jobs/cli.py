@@ -72,6 +72,62 @@ def _run(argv: list[str]) -> int:
     return 0
 
 
+def _cloud(argv: list[str], command: str) -> int:
+    from jobs import cloud
+    from jobs.experiment import ExperimentError, load_experiment
+
+    descriptions = {
+        "upload-data": "upload raw sources to the stack's raw-data bucket (only new or changed files)",
+        "start": "start one state-machine execution for an experiment; prints its ARN and console links",
+        "status": "state of each step of an execution (default: the latest) and its training jobs",
+        "results": "download the report of a finished execution",
+    }
+    parser = argparse.ArgumentParser(prog=f"cxr {command}", description=descriptions[command])
+    parser.add_argument(
+        "--stack", default=cloud.DEFAULT_STACK, help="deployed stack name (default CxrPipeline)"
+    )
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    if command == "upload-data":
+        parser.add_argument(
+            "--data-root",
+            type=Path,
+            default=DEFAULT_DATA_ROOT,
+            help="folder with the sources (cohen/, nih/, ...), default: the bundled sample",
+        )
+        parser.add_argument("--prefix", default="", help="key prefix in the raw bucket (default: none)")
+    elif command == "start":
+        parser.add_argument("experiment", help="experiment file, or the name of one in experiments/")
+    elif command == "status":
+        parser.add_argument("execution_arn", nargs="?", help="execution ARN (default: the latest)")
+    else:
+        parser.add_argument("execution_arn", help="execution ARN (from `cxr start`)")
+        parser.add_argument("--output", type=Path, default=Path("runs/results"), help="download folder")
+    args = parser.parse_args(argv)
+    try:
+        exp = load_experiment(find_experiment(args.experiment)) if command == "start" else None
+        outputs = cloud.stack_outputs(args.stack, args.region)
+        if command == "upload-data":
+            cloud.upload_data(args.data_root, outputs, args.prefix)
+        elif command == "start":
+            for name, value in cloud.start(exp, outputs).items():
+                print(f"{name}: {value}")
+        elif command == "status":
+            state = cloud.status(args.execution_arn, outputs)
+            print(f"{state['executionArn']}: {state['status']}")
+            for step, where in state["steps"].items():
+                print(f"  {where:8} {step}")
+            print("  training jobs (SageMaker console): " + ", ".join(state["trainingJobs"]))
+            if state["error"]:
+                print(f"  error: {state['error']}: {state['cause']}")
+        else:
+            written = cloud.results(args.execution_arn, outputs, args.output)
+            print(f"{len(written)} file(s) in {args.output}; open {args.output / 'report.html'}")
+    except (cloud.CloudError, ExperimentError) as exc:
+        print(f"cxr {command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def find_experiment(name: str) -> Path:
     path = Path(name)
     if path.suffix != ".json" and not path.exists():
@@ -82,6 +138,15 @@ def find_experiment(name: str) -> Path:
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "etl": ("PySpark ETL: raw sources -> Parquet dataset + manifest.json", _etl),
     "run": ("run an experiment end to end on this machine (--local)", _run),
+    **{
+        name: (help_text, lambda argv, name=name: _cloud(argv, name))
+        for name, help_text in (
+            ("upload-data", "upload raw sources to the deployed stack's raw-data bucket"),
+            ("start", "start an experiment as a Step Functions execution in AWS"),
+            ("status", "follow an execution: each step's state, the training jobs"),
+            ("results", "download an execution's report"),
+        )
+    },
 }
 
 

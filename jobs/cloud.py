@@ -1,0 +1,222 @@
+"""The cloud commands: ``cxr upload-data``, ``start``, ``status``, ``results`` (boto3).
+
+They read the deployed stack's outputs, so nothing here knows bucket names; every failure a user
+can fix (no credentials, no stack, unknown execution) is a ``CloudError`` with one clear sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from jobs.experiment import Experiment
+from jobs.pipeline_input import execution_name, new_run_id, state_machine_input, validate_state_machine_input
+
+DEFAULT_STACK = "CxrPipeline"
+CONSOLE = "https://{region}.console.aws.amazon.com"
+
+
+class CloudError(RuntimeError):
+    """A cloud command cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    raw_bucket: str
+    datasets_bucket: str
+    artifacts_bucket: str
+    state_machine_arn: str
+    region: str
+
+
+def _client(service: str, region: str | None = None):
+    try:
+        return boto3.client(service, region_name=region)
+    except NoRegionError:
+        raise CloudError("no AWS region is configured: set AWS_REGION (or `aws configure`)") from None
+
+
+def _call(action: Callable[[], Any], what: str) -> Any:
+    """Runs one AWS call and turns the errors a user can fix into CloudErrors."""
+    try:
+        return action()
+    except NoCredentialsError:
+        raise CloudError("no AWS credentials found: run `aws configure` or set AWS_PROFILE") from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        if code in ("ExecutionDoesNotExist", "InvalidArn"):
+            raise CloudError(
+                f"{what}: no such execution ({message}); `cxr status` lists recent ones"
+            ) from None
+        if code == "ValidationError" and "does not exist" in message:
+            raise CloudError(f"{what}: {message}; deploy it first with `npx cdk deploy`") from None
+        raise CloudError(f"{what}: {code}: {message}") from None
+    except BotoCoreError as exc:
+        raise CloudError(f"{what}: {exc}") from None
+
+
+def stack_outputs(stack: str = DEFAULT_STACK, region: str | None = None) -> StackOutputs:
+    cfn = _client("cloudformation", region)
+    described = _call(lambda: cfn.describe_stacks(StackName=stack), f"stack {stack}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])}
+    needed = ("RawBucket", "DatasetsBucket", "ArtifactsBucket", "StateMachineArn")
+    missing = [name for name in needed if name not in outputs]
+    if missing:
+        raise CloudError(
+            f"stack {stack} has no output(s) {missing}: is it the cxr-pipeline stack? redeploy it"
+        )
+    return StackOutputs(
+        outputs["RawBucket"],
+        outputs["DatasetsBucket"],
+        outputs["ArtifactsBucket"],
+        outputs["StateMachineArn"],
+        cfn.meta.region_name,
+    )
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remote_objects(s3, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            found[obj["Key"]] = (obj["Size"], obj["ETag"].strip('"'))
+    return found
+
+
+def upload_data(
+    root: Path, outputs: StackOutputs, prefix: str = "", echo: Callable[[str], None] = print
+) -> tuple[int, int]:
+    """Uploads ``root`` to the raw-data bucket, sending only new or changed files; returns (sent, unchanged).
+
+    A file is unchanged when the object's size and ETag (the MD5 of a single-part upload) match.
+    """
+    if not root.is_dir():
+        raise CloudError(f"{root}: no such folder; point --data-root at the folder holding cohen/ and nih/")
+    s3 = _client("s3", outputs.region)
+    prefix = prefix.strip("/")
+    remote = _call(lambda: _remote_objects(s3, outputs.raw_bucket, prefix), f"bucket {outputs.raw_bucket}")
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    sent = 0
+    for number, path in enumerate(files, 1):
+        key = "/".join(p for p in (prefix, path.relative_to(root).as_posix()) if p)
+        if remote.get(key) == (path.stat().st_size, _md5(path)):
+            continue
+        _call(
+            lambda path=path, key=key: s3.put_object(
+                Bucket=outputs.raw_bucket, Key=key, Body=path.read_bytes()
+            ),
+            f"upload {key}",
+        )
+        sent += 1
+        if sent % 50 == 0:
+            echo(f"  {number}/{len(files)} files checked, {sent} sent")
+    echo(f"s3://{outputs.raw_bucket}/{prefix}: {sent} file(s) sent, {len(files) - sent} unchanged")
+    return sent, len(files) - sent
+
+
+def execution_input(exp: Experiment, outputs: StackOutputs, run_id: str | None = None) -> dict[str, Any]:
+    payload = state_machine_input(
+        exp,
+        raw_uri=f"s3://{outputs.raw_bucket}",
+        datasets_uri=f"s3://{outputs.datasets_bucket}",
+        artifacts_uri=f"s3://{outputs.artifacts_bucket}",
+        run_id=run_id or new_run_id(),
+    )
+    problems = validate_state_machine_input(payload)
+    if problems:
+        raise CloudError("the execution input is invalid: " + "; ".join(problems))
+    return payload
+
+
+def start(exp: Experiment, outputs: StackOutputs, run_id: str | None = None) -> dict[str, str]:
+    payload = execution_input(exp, outputs, run_id)
+    sfn = _client("stepfunctions", outputs.region)
+    name = execution_name(exp, payload["runId"])
+    started = _call(
+        lambda: sfn.start_execution(
+            stateMachineArn=outputs.state_machine_arn, name=name, input=json.dumps(payload)
+        ),
+        "start execution",
+    )
+    arn = started["executionArn"]
+    console = CONSOLE.format(region=outputs.region)
+    return {
+        "executionArn": arn,
+        "execution": f"{console}/states/home?region={outputs.region}#/v2/executions/details/{arn}",
+        "trainingJobs": f"{console}/sagemaker/home?region={outputs.region}#/jobs",
+    }
+
+
+def _history(sfn, arn: str) -> Iterator[dict[str, Any]]:
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        yield from page["events"]
+
+
+def status(arn: str | None, outputs: StackOutputs) -> dict[str, Any]:
+    """The state of each step of an execution (the latest one when ``arn`` is None)."""
+    sfn = _client("stepfunctions", outputs.region)
+    if arn is None:
+        listed = _call(
+            lambda: sfn.list_executions(stateMachineArn=outputs.state_machine_arn, maxResults=1),
+            "list executions",
+        )
+        if not listed["executions"]:
+            raise CloudError("the state machine has no executions yet; start one with `cxr start EXPERIMENT`")
+        arn = listed["executions"][0]["executionArn"]
+    described = _call(lambda: sfn.describe_execution(executionArn=arn), f"execution {arn}")
+    events = _call(lambda: list(_history(sfn, arn)), f"execution {arn}")
+    steps: dict[str, str] = {}
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            steps[event["stateEnteredEventDetails"]["name"]] = "running"
+        elif kind.endswith("StateExited"):
+            steps[event["stateExitedEventDetails"]["name"]] = "done"
+    payload = json.loads(described.get("input", "{}"))
+    jobs = [m.get("trainingJobName") for m in payload.get("models", [])]
+    return {
+        "executionArn": arn,
+        "status": described["status"],
+        "steps": steps,
+        "trainingJobs": jobs,
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+    }
+
+
+def results(arn: str, outputs: StackOutputs, destination: Path) -> list[Path]:
+    """Downloads the report of a finished execution."""
+    sfn = _client("stepfunctions", outputs.region)
+    described = _call(lambda: sfn.describe_execution(executionArn=arn), f"execution {arn}")
+    if described["status"] != "SUCCEEDED":
+        raise CloudError(
+            f"execution {arn} is {described['status']}: no report to fetch; see `cxr status {arn}`"
+        )
+    report_uri = json.loads(described["input"])["report"]["uri"]
+    bucket, _, prefix = report_uri[len("s3://") :].partition("/")
+    s3 = _client("s3", outputs.region)
+    objects = _call(lambda: _remote_objects(s3, bucket, prefix), f"report {report_uri}")
+    if not objects:
+        raise CloudError(f"{report_uri}: the report is missing although the execution succeeded")
+    written = []
+    for key in sorted(objects):
+        target = destination / key[len(prefix) :].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _call(lambda key=key, target=target: s3.download_file(bucket, key, str(target)), f"download {key}")
+        written.append(target)
+    return written
