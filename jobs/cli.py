@@ -76,13 +76,7 @@ def _cloud(argv: list[str], command: str) -> int:
     from jobs import cloud
     from jobs.experiment import ExperimentError, load_experiment
 
-    descriptions = {
-        "upload-data": "upload raw sources to the stack's raw-data bucket (only new or changed files)",
-        "start": "start one state-machine execution for an experiment; prints its ARN and console links",
-        "status": "state of each step of an execution (default: the latest) and its training jobs",
-        "results": "download the report of a finished execution",
-    }
-    parser = argparse.ArgumentParser(prog=f"cxr {command}", description=descriptions[command])
+    parser = argparse.ArgumentParser(prog=f"cxr {command}", description=COMMANDS[command][0])
     parser.add_argument(
         "--stack", default=cloud.DEFAULT_STACK, help="deployed stack name (default CxrPipeline)"
     )
@@ -141,10 +135,16 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     **{
         name: (help_text, lambda argv, name=name: _cloud(argv, name))
         for name, help_text in (
-            ("upload-data", "upload raw sources to the deployed stack's raw-data bucket"),
-            ("start", "start an experiment as a Step Functions execution in AWS"),
-            ("status", "follow an execution: each step's state, the training jobs"),
-            ("results", "download an execution's report"),
+            (
+                "upload-data",
+                "upload raw sources to the deployed stack's raw-data bucket (only new or changed files)",
+            ),
+            (
+                "start",
+                "start one state-machine execution for an experiment; prints its ARN and console links",
+            ),
+            ("status", "state of each step of an execution (default: the latest) and its training jobs"),
+            ("results", "download the report of a finished execution"),
         )
     },
 }
