@@ -22,6 +22,7 @@ import pandas as pd
 
 from jobs.dataset import open_dataset, to_float
 from jobs.etl import imaging, spark_job
+from jobs.etl.hadoop import as_glob
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +46,22 @@ def spark_run(spark, sample: Path, out: Path, size: int) -> float:
         session_factory=lambda: spark,
     )
     assert code == 0
+    return time.perf_counter() - started
+
+
+def spark_decode_stage(spark, paths: list[Path], size: int) -> float:
+    """The decode+resize alone as a Spark job over the same files (no selection, split or write)."""
+    sc = spark.sparkContext
+    qualified = [f"file:{p.resolve()}" for p in paths]
+    pattern = ",".join(as_glob(q) for q in qualified)
+    started = time.perf_counter()
+    count = (
+        sc.binaryFiles(pattern)
+        .repartition(4 * sc.defaultParallelism)
+        .mapPartitions(spark_job.decode_partition(frozenset(qualified), size))
+        .count()
+    )
+    assert count == len(paths), count
     return time.perf_counter() - started
 
 

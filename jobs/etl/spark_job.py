@@ -261,8 +261,9 @@ def run(spark, settings):
     files_out = max(1, len(rows) * size * size * 3 // (64 << 20))
     log("writing {} images to {}/data".format(len(rows), output))
     (
-        frame.repartition(files_out, "split")
-        .sortWithinPartitions("original_path")
+        # coalesce, not repartition: the decoded pixels are cached, so no second shuffle of the images.
+        frame.coalesce(files_out)
+        .sortWithinPartitions("split", "original_path")
         .write.mode("overwrite")
         .partitionBy("split")
         .parquet(output + "/data")
