@@ -13,8 +13,22 @@ def _etl(argv: list[str]) -> int:
     return spark_job.main(argv, session_factory=spark_job.local_session)
 
 
+def _evaluate(argv: list[str]) -> int:
+    from jobs.evaluation import entry
+
+    return entry.main(argv)
+
+
+def _report(argv: list[str]) -> int:
+    from jobs.evaluation import report
+
+    return report.main(argv)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "etl": ("PySpark ETL: raw sources -> Parquet dataset + manifest.json", _etl),
+    "evaluate": ("one trained model on the test split: metrics, Grad-CAM, shortcut audit", _evaluate),
+    "report": ("one HTML page + report.json for a whole experiment's evaluations", _report),
 }
 
 
