@@ -100,3 +100,59 @@ def constant_model(image_shape: tuple[int, int, int], probabilities: list[float]
     kernel, bias = head.get_weights()
     head.set_weights([np.zeros_like(kernel), np.log(np.asarray(probabilities, dtype=np.float32))])
     return model
+
+
+_EXPERIMENTS: dict[Path, Path] = {}
+
+
+def external_copy(dataset_root: Path, target: Path) -> Path:
+    """Another ETL output (an 'external' test set): the real test split under a manifest of its own."""
+    import shutil
+
+    manifest = json.loads((dataset_root / "manifest.json").read_text())
+    shutil.copytree(dataset_root / "data" / "split=test", target / "data" / "split=test")
+    manifest["fingerprint"] = "external-" + manifest["fingerprint"]
+    test = manifest["counts"]["by_split"]["test"]
+    manifest["counts"]["by_split"] = {"train": 0, "validation": 0, "test": test}
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+def evaluated_experiment(dataset_root: Path, root: Path) -> Path:
+    """Once per test session: an experiment folder with two evaluated models (trained, constant).
+
+    ``root/models/<name>`` are the training outputs, ``root/experiment/<name>`` the evaluations.
+    """
+    from jobs.evaluation.entry import main
+
+    if dataset_root not in _EXPERIMENTS:
+        models, experiment = root / "models", root / "experiment"
+        train_contract_model(dataset_root, models / "small_cnn")
+        dataset = open_dataset(dataset_root)
+        constant = constant_model(dataset.image_shape, [0.2, 0.5, 0.3])
+        write_model_dir(
+            constant,
+            models / "constant",
+            "constant",
+            "multiclass",
+            dataset,
+            {
+                "stages": [{"epochs": 1, "learning_rate": 1e-3, "trainable": "head"}],
+                "epochs": [{"stage": 0, "epoch": 0, "loss": 1.0, "accuracy": 0.4}],
+            },
+        )
+        external = external_copy(dataset_root, root / "external")
+        for name in ("small_cnn", "constant"):
+            code = main(
+                [
+                    f"--model-dir={models / name}",
+                    f"--data={dataset_root}",
+                    f"--output={experiment / name}",
+                    f"--external=other={external}",
+                    "--bootstrap-samples=200",
+                    "--gradcam-examples=2",
+                ]
+            )
+            assert code == 0
+        _EXPERIMENTS[dataset_root] = root
+    return _EXPERIMENTS[dataset_root]
