@@ -76,10 +76,15 @@ def read_model_dir(model_dir: Path) -> tuple[object, dict, dict]:
 
 
 def probability_fn(model, batch_size: int = 32) -> Callable[[np.ndarray], np.ndarray]:
-    """uint8 images -> class probabilities, scaled as the contract says (x / 255, no other preprocessing)."""
+    """uint8 images -> class probabilities, scaled as the contract says (x / 255, no other preprocessing).
+
+    Probabilities are rounded to 6 decimals, as ``predictions.csv`` holds them, so every metric can be
+    recomputed from the CSV, and float32 noise between batches cannot order tied scores (ROC AUC).
+    """
 
     def predict(images: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(to_float(images), batch_size=batch_size, verbose=0), dtype=np.float64)
+        probabilities = model.predict(to_float(images), batch_size=batch_size, verbose=0)
+        return np.round(np.asarray(probabilities, dtype=np.float64), 6)
 
     return predict
 

@@ -68,7 +68,10 @@ def learning_curves_png(history: dict, title: str, path: Path) -> Path:
         for k, start in enumerate(starts):
             ax.axvline(start - 0.5, color="grey", linestyle="--", label="next stage" if k == 0 else None)
         ax.set(xlabel="epoch", ylabel=metric, title=f"{title}: {metric}")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(x) <= 15:
+            ax.set_xticks(x)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if epochs:
             ax.legend(fontsize=8)
     return _save(fig, path)
