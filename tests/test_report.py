@@ -29,7 +29,7 @@ def report(small_dataset, tmp_path_factory):
                 "report",
                 str(root / "experiment"),
                 f"--output={out}",
-                f"--manifest={small_dataset}/manifest.json",
+                f"--manifest={small_dataset}",
             ]
         )
         == 0

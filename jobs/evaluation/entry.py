@@ -58,7 +58,8 @@ def model_location(model_dir: str, scratch: Path) -> Path:
     archive = path / "model.tar.gz"
     if not (path / "model.keras").exists() and archive.is_file():
         with tarfile.open(archive) as tar:
-            tar.extractall(scratch, filter="data")
+            # the "data" filter refuses links and absolute paths; Pythons before 3.11.4 lack it
+            tar.extractall(scratch, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         return scratch
     return path
 

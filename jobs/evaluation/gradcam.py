@@ -80,7 +80,7 @@ def _run(
         if layer is target and len(path) > 1:
             features, x = _run(layer, x, path[1:], logits=False)
         elif logits and layer is layers[-1] and _is_softmax_dense(layer):
-            x = tf.matmul(x, layer.kernel) + (layer.bias if layer.use_bias else 0.0)
+            x = keras.ops.matmul(x, layer.kernel) + (layer.bias if layer.use_bias else 0.0)
         else:
             x = layer(x, training=False)
         if layer is target and len(path) == 1:
@@ -98,9 +98,7 @@ def _is_chain(model: keras.Model) -> bool:
         return True
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     for before, after in zip(layers, layers[1:], strict=False):
-        inbound = [
-            t._keras_history.operation for t in keras.tree.flatten(after._inbound_nodes[0].input_tensors)
-        ]
+        inbound = [t._keras_history.operation for t in after._inbound_nodes[0].input_tensors]
         if inbound != [before]:
             return False
     return len(model.inputs) == 1

@@ -46,13 +46,10 @@ def find_evaluations(folder: Path) -> list[Path]:
 
 
 def find_manifest(folder: Path, explicit: str | None, evaluations: list[dict]) -> dict | None:
-    """The ETL manifest: given, found in the folder, or read from the dataset the models were tested on."""
+    """The ETL manifest: given (dataset root or its manifest.json, local or s3://), found in the folder,
+    or read from the dataset the models were tested on."""
     if explicit:
-        return (
-            json.loads(Path(explicit).read_text())
-            if not explicit.startswith("s3://")
-            else open_dataset(explicit.rsplit("/manifest.json", 1)[0]).manifest
-        )
+        return open_dataset(explicit.removesuffix("/manifest.json")).manifest
     for path in sorted(folder.rglob("manifest.json")):
         manifest = json.loads(path.read_text())
         if manifest.get("format", "").startswith("cxr-dataset/"):
