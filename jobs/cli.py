@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,15 @@ def _etl(argv: list[str]) -> int:
     from jobs.etl import spark_job
 
     return spark_job.main(argv, session_factory=spark_job.local_session)
+
+
+def _entry_point(module: str) -> Callable[[list[str]], int]:
+    """A subcommand that is an entry point's own ``main(argv)``, imported only when used."""
+
+    def run(argv: list[str]) -> int:
+        return importlib.import_module(module).main(argv)
+
+    return run
 
 
 def _run(argv: list[str]) -> int:
@@ -131,6 +141,14 @@ def find_experiment(name: str) -> Path:
 
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "etl": ("PySpark ETL: raw sources -> Parquet dataset + manifest.json", _etl),
+    "evaluate": (
+        "one trained model on the test split: metrics, Grad-CAM, shortcut audit",
+        _entry_point("jobs.evaluation.entry"),
+    ),
+    "report": (
+        "one HTML page + report.json for a whole experiment's evaluations",
+        _entry_point("jobs.evaluation.report"),
+    ),
     "run": ("run an experiment end to end on this machine (--local)", _run),
     **{
         name: (help_text, lambda argv, name=name: _cloud(argv, name))

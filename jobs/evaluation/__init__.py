@@ -1,0 +1,1 @@
+"""Evaluation of trained models and the experiment report (metrics, figures, Grad-CAM, shortcut audit)."""

@@ -1,0 +1,98 @@
+"""``evaluate`` (console script, container entry point) and ``cxr evaluate``: arguments in, files out."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from jobs.dataset import DatasetError
+from jobs.evaluation.evaluate import EvaluationError, EvaluationRequest, run_evaluation
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
+
+
+def _external(text: str) -> tuple[str, str]:
+    name, sep, uri = text.partition("=")
+    if not sep or not uri or not _NAME.match(name):
+        raise argparse.ArgumentTypeError(
+            f"--external {text!r}: use NAME=URI with NAME of letters, digits, - or _ "
+            "(e.g. --external padchest=s3://bucket/datasets/padchest)"
+        )
+    return name, uri
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="evaluate", description="Evaluate one trained model on an ETL test split."
+    )
+    p.add_argument(
+        "--model-dir",
+        required=True,
+        help="training output: model.keras, config.json, history.json "
+        "(or a SageMaker model.tar.gz holding them)",
+    )
+    p.add_argument("--data", required=True, help="ETL output root (local path or s3://)")
+    p.add_argument("--output", required=True, help="folder for metrics.json, predictions.csv and the figures")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    p.add_argument(
+        "--external",
+        type=_external,
+        action="append",
+        default=[],
+        metavar="NAME=URI",
+        help="another ETL output evaluated as an external test set (repeatable)",
+    )
+    p.add_argument("--bootstrap-samples", type=int, default=1000)
+    p.add_argument("--gradcam-examples", type=int, default=2, help="correct and wrong examples per class")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def model_location(model_dir: str, scratch: Path) -> Path:
+    """The folder holding model.keras: the given one, or ``model.tar.gz`` (SageMaker's packing) unpacked."""
+    path = Path(model_dir)
+    archive = path / "model.tar.gz"
+    if not (path / "model.keras").exists() and archive.is_file():
+        with tarfile.open(archive) as tar:
+            # the "data" filter refuses links and absolute paths; Pythons before 3.11.4 lack it
+            tar.extractall(scratch, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        return scratch
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if len(dict(args.external)) != len(args.external):
+        print("evaluate: each --external NAME may be given once", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="cxr-model-") as scratch:
+        request = EvaluationRequest(
+            model_dir=model_location(args.model_dir, Path(scratch)),
+            data=args.data,
+            output=Path(args.output),
+            split=args.split,
+            externals=dict(args.external),
+            bootstrap_samples=args.bootstrap_samples,
+            gradcam_examples=args.gradcam_examples,
+            seed=args.seed,
+        )
+        try:
+            result = run_evaluation(request)
+        except (EvaluationError, DatasetError) as exc:
+            print(f"evaluate: {exc}", file=sys.stderr)
+            return 2
+    report = result["test"]["report"]
+    print(
+        f"evaluate: {result['model']} on {args.split}: accuracy {report['accuracy']:.3f}, macro F1 "
+        f"{report['macro avg']['f1-score']:.3f}; audit: {result['test']['audit']['verdict']['level']}; "
+        f"wrote {args.output}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""One trained model against its test split (and any external test sets): metrics, predictions, figures.
+
+Reads a model directory written by training (``model.keras``, ``config.json``, ``history.json``) and
+ETL outputs; writes ``metrics.json``, ``predictions.csv``, the PNG figures and ``gradcam/*.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jobs.dataset import Dataset, open_dataset, to_float
+from jobs.evaluation import plots
+from jobs.evaluation.audit import shortcut_audit
+from jobs.evaluation.metrics import evaluate_predictions, json_safe
+from jobs.tasks import task_classes, task_targets
+
+FORMAT = "cxr-evaluation/1"
+MODEL_FILES = ("model.keras", "config.json", "history.json")
+
+
+class EvaluationError(ValueError):
+    """The model directory or a dataset cannot be evaluated; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    model_dir: Path
+    data: str
+    output: Path
+    split: str = "test"
+    externals: dict[str, str] = field(default_factory=dict)
+    bootstrap_samples: int = 1000
+    gradcam_examples: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """One evaluated set: its images and metadata, the model's probabilities, and its metrics."""
+
+    name: str
+    data: dict[str, np.ndarray]
+    y_true: np.ndarray
+    probabilities: np.ndarray
+    metrics: dict
+
+
+def read_model_dir(model_dir: Path) -> tuple[object, dict, dict]:
+    """(Keras model, config.json, history.json) of a training output, checked against the contract."""
+    missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise EvaluationError(
+            f"{model_dir}: missing {', '.join(missing)}; point --model-dir at a training "
+            "output folder (model.keras, config.json, history.json)"
+        )
+    config = json.loads((model_dir / "config.json").read_text())
+    history = json.loads((model_dir / "history.json").read_text())
+    for key in ("model", "task", "classes", "image_shape"):
+        if key not in config:
+            raise EvaluationError(f"{model_dir / 'config.json'}: field {key!r} is missing")
+    if tuple(config["classes"]) != task_classes(config["task"]):
+        raise EvaluationError(
+            f"{model_dir / 'config.json'}: field 'classes' is {config['classes']}, but task "
+            f"{config['task']!r} has {list(task_classes(config['task']))}"
+        )
+    import keras
+
+    model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    return model, config, history
+
+
+def probability_fn(model, batch_size: int = 32) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 images -> class probabilities, scaled as the contract says (x / 255, no other preprocessing).
+
+    Probabilities are rounded to 6 decimals, as ``predictions.csv`` holds them, so every metric can be
+    recomputed from the CSV, and float32 noise between batches cannot order tied scores (ROC AUC).
+    """
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        probabilities = model.predict(to_float(images), batch_size=batch_size, verbose=0)
+        return np.round(np.asarray(probabilities, dtype=np.float64), 6)
+
+    return predict
+
+
+def _check_shape(dataset: Dataset, config: dict, name: str) -> None:
+    if list(dataset.image_shape) != list(config["image_shape"]):
+        raise EvaluationError(
+            f"{dataset.root}/manifest.json ({name}): image_shape {list(dataset.image_shape)} "
+            f"but the model takes {config['image_shape']}; run the ETL with "
+            f"--image-size={config['image_shape'][0]}"
+        )
+
+
+def evaluate_set(
+    name: str,
+    data: dict[str, np.ndarray],
+    predict: Callable[[np.ndarray], np.ndarray],
+    config: dict,
+    bootstrap_samples: int,
+    seed: int,
+) -> TestSet:
+    classes = tuple(config["classes"])
+    y_true = task_targets(config["task"], data["label_index"])
+    probabilities = predict(data["image"])
+    metrics = evaluate_predictions(
+        y_true, probabilities, data["patient_id"], classes, bootstrap_samples, seed
+    )
+    return TestSet(name, data, y_true, probabilities, metrics)
+
+
+def load_external(dataset: Dataset) -> dict[str, np.ndarray]:
+    """Every image of an external ETL output, whatever split the ETL gave it: none of it was trained on."""
+    parts = [dataset.load(split) for split, n in dataset.manifest["counts"]["by_split"].items() if n]
+    if not parts:
+        raise EvaluationError(f"{dataset.root}/manifest.json: the dataset has no images")
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def gradcam_examples(y_true: np.ndarray, probabilities: np.ndarray, per_kind: int) -> list[int]:
+    """Per true class, the ``per_kind`` most confident correct and most confident wrong predictions."""
+    y_pred = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    picked: list[int] = []
+    for k in np.unique(y_true):
+        for correct in (True, False):
+            rows = np.flatnonzero((y_true == k) & ((y_pred == k) == correct))
+            picked += rows[np.argsort(-confidence[rows], kind="stable")][:per_kind].tolist()
+    return picked
+
+
+def write_predictions(path: Path, sets: list[TestSet], classes: tuple[str, ...]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["set", "patient_id", "source", "original_path", "true_label", "predicted_label"]
+            + [f"p_{c}" for c in classes]
+        )
+        for s in sets:
+            for i, (truth, probs) in enumerate(zip(s.y_true, s.probabilities, strict=True)):
+                writer.writerow(
+                    [
+                        s.name,
+                        s.data["patient_id"][i],
+                        s.data["source"][i],
+                        s.data["original_path"][i],
+                        classes[truth],
+                        classes[int(probs.argmax())],
+                    ]
+                    + [f"{p:.6f}" for p in probs]
+                )
+
+
+def _figures(s: TestSet, classes: tuple[str, ...], title: str, out: Path, suffix: str) -> dict[str, str]:
+    files = {
+        "confusion_matrix": plots.confusion_matrix_png(
+            s.metrics["confusion_matrix"], classes, title, out / f"confusion_matrix{suffix}.png"
+        ),
+        "roc_curves": plots.roc_curves_png(
+            s.y_true, s.probabilities, classes, s.metrics["roc_auc"], title, out / f"roc_curves{suffix}.png"
+        ),
+    }
+    return {key: path.name for key, path in files.items()}
+
+
+def _gradcam_grid(model, s: TestSet, classes: tuple[str, ...], per_kind: int, title: str, out: Path) -> dict:
+    from jobs.evaluation.gradcam import find_target_layer, gradcam
+
+    layer = find_target_layer(model)
+    cells = []
+    for i in gradcam_examples(s.y_true, s.probabilities, per_kind):
+        image = to_float(s.data["image"][i])
+        pred = int(s.probabilities[i].argmax())
+        cells.append(
+            {
+                "image": image,
+                "heatmap": gradcam(model, image, pred, layer),
+                "true": int(s.y_true[i]),
+                "pred": pred,
+                "prob": float(s.probabilities[i, pred]),
+                "correct": pred == s.y_true[i],
+            }
+        )
+    path = plots.gradcam_grid_png(cells, classes, title, out / "gradcam" / f"{s.name}.png")
+    return {
+        "layer": "/".join(layer),
+        "file": f"gradcam/{path.name}",
+        "examples": len(cells),
+        "explained_class": "predicted",
+    }
+
+
+def run_evaluation(request: EvaluationRequest) -> dict:
+    """Evaluates and writes every output file; returns what was written to ``metrics.json``."""
+    model, config, history = read_model_dir(request.model_dir)
+    classes = tuple(config["classes"])
+    predict = probability_fn(model)
+    out = request.output
+    out.mkdir(parents=True, exist_ok=True)
+    warnings = []
+
+    dataset = open_dataset(request.data)
+    _check_shape(dataset, config, request.split)
+    if config.get("dataset_fingerprint") and config["dataset_fingerprint"] != dataset.fingerprint:
+        warnings.append(
+            f"the model was trained on dataset {config['dataset_fingerprint'][:16]} but "
+            f"{request.split} comes from {dataset.fingerprint[:16]}: its test split may overlap "
+            "the training data"
+        )
+    main = evaluate_set(
+        request.split, dataset.load(request.split), predict, config, request.bootstrap_samples, request.seed
+    )
+    main.metrics["dataset"] = {
+        "uri": dataset.root,
+        "split": request.split,
+        "fingerprint": dataset.fingerprint,
+    }
+    main.metrics["audit"] = shortcut_audit(
+        predict,
+        main.data["image"],
+        main.y_true,
+        main.data["patient_id"],
+        classes,
+        main.metrics,
+        request.bootstrap_samples,
+        request.seed,
+    )
+    externals = []
+    for name, uri in request.externals.items():
+        external = open_dataset(uri)
+        _check_shape(external, config, name)
+        if external.fingerprint == config.get("dataset_fingerprint"):
+            raise EvaluationError(
+                f"--external {name}={uri}: this is the dataset the model was trained on; "
+                "an external test set must be another ETL output"
+            )
+        s = evaluate_set(
+            name, load_external(external), predict, config, request.bootstrap_samples, request.seed
+        )
+        s.metrics["dataset"] = {
+            "uri": external.root,
+            "split": "all",
+            "fingerprint": external.fingerprint,
+            "counts": external.manifest["counts"],
+        }
+        externals.append(s)
+
+    title = config["model"]
+    files = {
+        "learning_curves": plots.learning_curves_png(history, title, out / "learning_curves.png").name,
+        **_figures(main, classes, title, out, ""),
+    }
+    gradcam = (
+        _gradcam_grid(model, main, classes, request.gradcam_examples, title, out)
+        if request.gradcam_examples > 0
+        else None
+    )
+    for s in externals:
+        s.metrics["files"] = _figures(s, classes, f"{title} on {s.name}", out, f"_{s.name}")
+    write_predictions(out / "predictions.csv", [main, *externals], classes)
+
+    result = json_safe(
+        {
+            "format": FORMAT,
+            "model": config["model"],
+            "task": config["task"],
+            "classes": list(classes),
+            "config": config,
+            "history": history,
+            "split": request.split,
+            "test": main.metrics,
+            "external": {s.name: s.metrics for s in externals},
+            "gradcam": gradcam,
+            "files": files,
+            "settings": {
+                "bootstrap_samples": request.bootstrap_samples,
+                "gradcam_examples": request.gradcam_examples,
+                "seed": request.seed,
+            },
+            "warnings": warnings,
+        }
+    )
+    (out / "metrics.json").write_text(json.dumps(result, indent=2, allow_nan=False))
+    return result

@@ -1,0 +1,465 @@
+"""``cxr report``: one self-contained HTML page and ``report.json`` for a whole experiment.
+
+Input: a folder holding one ``evaluate`` output per model (each a folder with ``metrics.json``), found at
+any depth, and the ETL manifest (``--manifest``, else a ``manifest.json`` inside the folder, else the
+dataset named in the models' config). Every image is embedded as base64; the page loads nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jobs.dataset import DatasetError, open_dataset
+from jobs.evaluation.evaluate import FORMAT as EVALUATION_FORMAT
+from jobs.evaluation.metrics import json_safe
+from jobs.evaluation.paper_figures import paper_accuracy, paper_headline
+
+FORMAT = "cxr-report/1"
+REJECTED_SHOWN = 200
+
+
+class ReportError(ValueError):
+    """The experiment folder holds nothing to report on."""
+
+
+def find_evaluations(folder: Path) -> list[Path]:
+    """Folders under ``folder`` holding an evaluation's ``metrics.json``, in name order."""
+    found = []
+    for path in sorted(folder.rglob("metrics.json")):
+        try:
+            if json.loads(path.read_text()).get("format") == EVALUATION_FORMAT:
+                found.append(path.parent)
+        except (json.JSONDecodeError, AttributeError):
+            continue
+    if not found:
+        raise ReportError(
+            f"{folder}: no evaluation output (metrics.json from `cxr evaluate`) found; "
+            "run `cxr evaluate --output <folder>/<model>` for each model first"
+        )
+    return found
+
+
+def find_manifest(folder: Path, explicit: str | None, evaluations: list[dict]) -> dict | None:
+    """The ETL manifest: given (dataset root or its manifest.json, local or s3://), found in the folder,
+    or read from the dataset the models were tested on."""
+    if explicit:
+        return open_dataset(explicit.removesuffix("/manifest.json")).manifest
+    for path in sorted(folder.rglob("manifest.json")):
+        manifest = json.loads(path.read_text())
+        if manifest.get("format", "").startswith("cxr-dataset/"):
+            return manifest
+    for ev in evaluations:
+        try:
+            return open_dataset(ev["test"]["dataset"]["uri"]).manifest
+        except (DatasetError, KeyError):
+            continue
+    return None
+
+
+def _ci(bootstrap: dict, key: str) -> list[float] | None:
+    return (bootstrap or {}).get(key)
+
+
+def model_summary(ev: dict, folder: Path, reference: str | None) -> dict:
+    """One model's row of the side-by-side table, with everything the report shows about it."""
+    test = ev["test"]
+    report = test["report"]
+    audit = test.get("audit", {})
+    return {
+        "model": ev["model"],
+        "task": ev["task"],
+        "folder": str(folder),
+        "classes": ev["classes"],
+        "accuracy": report["accuracy"],
+        "accuracy_ci": _ci(test.get("bootstrap"), "accuracy"),
+        "macro_f1_ci": _ci(test.get("bootstrap"), "macro_f1"),
+        "paper_accuracy": paper_accuracy(reference, ev["model"]),
+        "table": report,
+        "roc_auc": test.get("roc_auc"),
+        "rates": test.get("rates"),
+        "recall_ci": {c: _ci(test.get("bootstrap"), f"recall:{c}") for c in ev["classes"]},
+        "images": test["images"],
+        "patients": test["patients"],
+        "audit": {"verdict": audit.get("verdict"), "region": audit.get("region")},
+        "external": {
+            name: {
+                "accuracy": m["report"]["accuracy"],
+                "macro_f1": m["report"]["macro avg"]["f1-score"],
+                "accuracy_ci": _ci(m.get("bootstrap"), "accuracy"),
+                "images": m["images"],
+                "uri": m.get("dataset", {}).get("uri"),
+            }
+            for name, m in ev.get("external", {}).items()
+        },
+        "config": ev["config"],
+        "dataset": test.get("dataset"),
+        "evaluation_settings": ev.get("settings"),
+        "warnings": ev.get("warnings", []),
+        "epochs_run": len(ev.get("history", {}).get("epochs", [])),
+    }
+
+
+def build_report(
+    folder: Path, manifest_uri: str | None = None, experiment: dict | None = None
+) -> tuple[dict, dict]:
+    """(report.json content, {model folder: metrics.json}) for the experiment in ``folder``."""
+    dirs = find_evaluations(folder)
+    evaluations = {d: json.loads((d / "metrics.json").read_text()) for d in dirs}
+    experiment = experiment or {}
+    reference = experiment.get("paper_reference")
+    manifest = find_manifest(folder, manifest_uri, list(evaluations.values()))
+    dataset = None
+    if manifest:
+        dataset = {
+            key: manifest.get(key)
+            for key in (
+                "image_shape",
+                "counts",
+                "rejected_by_reason",
+                "excluded_by_rule",
+                "settings",
+                "fingerprint",
+            )
+        }
+        dataset["rejected"] = manifest.get("rejected", [])[:REJECTED_SHOWN]
+    report = json_safe(
+        {
+            "format": FORMAT,
+            "experiment": experiment.get("name", folder.name),
+            "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+            "paper_reference": reference,
+            "paper_headline": paper_headline(reference),
+            "models": [model_summary(ev, d, reference) for d, ev in evaluations.items()],
+            "dataset": dataset,
+            "experiment_file": experiment or None,
+        }
+    )
+    return report, evaluations
+
+
+# ---- HTML -----------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1300px;
+color:#1d2433;line-height:1.4}h1{margin-bottom:0}h2{border-bottom:2px solid #dde3ee;padding-bottom:4px;
+margin-top:36px}table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #cfd6e4;
+padding:4px 8px;text-align:right;font-variant-numeric:tabular-nums}th{background:#eef2f8}
+td.l,th.l{text-align:left}.paper{background:#fff7e0}.verdict{padding:10px 14px;border-radius:6px;
+margin:6px 0 14px}.shortcut{background:#fde2e1}.lungs{background:#e3f5e1}.inconclusive{background:#eef0f4}
+.tables{display:flex;flex-wrap:wrap;gap:24px}.fig{max-width:100%;border:1px solid #dde3ee;margin:4px 0}
+.muted{color:#5b6478;font-size:90%}pre{background:#f5f7fa;padding:8px;overflow-x:auto;font-size:85%}
+.warn{color:#a33}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _n(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _with_ci(value: float | None, ci: list[float] | None) -> str:
+    return _n(value) + (f" <span class='muted'>[{_n(ci[0])}, {_n(ci[1])}]</span>" if ci else "")
+
+
+def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
+    cells = "".join(f"<th class='{'l' if i < left else ''}'>{h}</th>" for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(f"<td class='{'l' if i < left else ''}'>{c}</td>" for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def _image(folder: Path, name: str | None, alt: str) -> str:
+    if not name or not (folder / name).is_file():
+        return f"<p class='muted'>({_e(alt)}: no figure)</p>"
+    data = base64.b64encode((folder / name).read_bytes()).decode("ascii")
+    return f"<img class='fig' alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _summary_table(report: dict) -> str:
+    paper = report["paper_headline"] is not None
+    head = [
+        "model",
+        "task",
+        "accuracy [95% CI]",
+        "macro precision",
+        "macro recall",
+        "macro F1 [95% CI]",
+        "weighted F1",
+        "test images (patients)",
+        "shortcut audit",
+    ] + (["paper accuracy"] if paper else [])
+    rows = []
+    for m in report["models"]:
+        macro, weighted = m["table"]["macro avg"], m["table"]["weighted avg"]
+        verdict = (m["audit"]["verdict"] or {}).get("level", "–")
+        row = [
+            f"<b>{_e(m['model'])}</b>",
+            _e(m["task"]),
+            _with_ci(m["accuracy"], m["accuracy_ci"]),
+            _n(macro["precision"]),
+            _n(macro["recall"]),
+            _with_ci(macro["f1-score"], m["macro_f1_ci"]),
+            _n(weighted["f1-score"]),
+            f"{m['images']} ({m['patients']})",
+            _e(verdict),
+        ]
+        if paper:
+            row.append(f"<span class='paper'>{_n(m['paper_accuracy'])}</span>")
+        rows.append(row)
+    return _table(head, rows, left=2)
+
+
+def _class_table(m: dict) -> str:
+    """The paper's Table 1/2 layout for one model, with our extra per-class columns."""
+    t = m["table"]
+    rows = []
+    for c in m["classes"]:
+        r, rates = t[c], (m["rates"] or {}).get(c, {})
+        rows.append(
+            [
+                _e(c),
+                _n(r["precision"]),
+                _with_ci(r["recall"], m["recall_ci"].get(c)),
+                _n(r["f1-score"]),
+                str(int(r["support"])),
+                _n(rates.get("specificity")),
+                _n((m["roc_auc"] or {}).get(c)),
+            ]
+        )
+    rows.append(["accuracy", "", "", _n(t["accuracy"]), str(int(t["macro avg"]["support"])), "", ""])
+    for avg in ("macro avg", "weighted avg"):
+        r = t[avg]
+        rows.append(
+            [avg, _n(r["precision"]), _n(r["recall"]), _n(r["f1-score"]), str(int(r["support"])), "", ""]
+        )
+    head = ["", "precision", "recall (sensitivity) [95% CI]", "f1-score", "support", "specificity", "ROC AUC"]
+    return f"<div><h3>{_e(m['model'])}</h3>{_table(head, rows)}</div>"
+
+
+def _external_table(report: dict) -> str:
+    names = sorted({n for m in report["models"] for n in m["external"]})
+    if not names:
+        return "<p class='muted'>No external test set was evaluated (evaluate --external NAME=URI).</p>"
+    head = ["model", "test split accuracy", "test split macro F1"]
+    head += [f"{_e(n)} accuracy" for n in names] + [f"{_e(n)} macro F1" for n in names]
+    rows = []
+    for m in report["models"]:
+        ext = m["external"]
+        rows.append(
+            [
+                _e(m["model"]),
+                _with_ci(m["accuracy"], m["accuracy_ci"]),
+                _n(m["table"]["macro avg"]["f1-score"]),
+            ]
+            + [_with_ci(ext[n]["accuracy"], ext[n]["accuracy_ci"]) if n in ext else "–" for n in names]
+            + [_n(ext[n]["macro_f1"]) if n in ext else "–" for n in names]
+        )
+    return _table(head, rows)
+
+
+def _audit_section(report: dict) -> str:
+    rows, verdicts = [], []
+    for m in report["models"]:
+        v = m["audit"]["verdict"]
+        if not v:
+            continue
+        acc = v["accuracy"]
+        rows.append(
+            [
+                _e(m["model"]),
+                _n(acc["full"]),
+                _n(acc["lungs_hidden"]),
+                _n(acc["lungs_only"]),
+                _n(v["chance"]),
+                _e(v["level"]),
+            ]
+        )
+        verdicts.append(
+            f"<div class='verdict {_e(v['level'])}'><b>{_e(m['model'])}</b>: {_e(v['text'])}</div>"
+        )
+    if not rows:
+        return "<p class='muted'>No shortcut audit in these evaluations.</p>"
+    region = report["models"][0]["audit"]["region"]
+    note = (
+        f"<p class='muted'>Lung region: one fixed ellipse, centre ({region['centre_x']:.0%}, "
+        f"{region['centre_y']:.0%}) of width and height, semi-axes {region['semi_axis_x']:.0%} x "
+        f"{region['semi_axis_y']:.0%}; hidden pixels set to black. Chance = always answering the most common "
+        "class.</p>"
+    )
+    head = ["model", "whole image", "lungs hidden", "only lungs", "chance", "verdict"]
+    return _table(head, rows) + note + "".join(verdicts)
+
+
+def _dataset_section(dataset: dict | None) -> str:
+    if not dataset:
+        return "<p class='warn'>No ETL manifest found: pass --manifest.</p>"
+    counts = dataset["counts"]
+    splits = list(counts["by_split"])
+    classes = sorted({c for s in counts["by_split_class"].values() for c in s})
+    sources = sorted({c for s in counts["by_split_source"].values() for c in s})
+    rows = [
+        [_e(name)]
+        + [str(counts[table].get(s, {}).get(name, 0)) for s in splits]
+        + [str(counts[total].get(name, 0))]
+        for table, total, names in (
+            ("by_split_class", "by_class", classes),
+            ("by_split_source", "by_source", sources),
+        )
+        for name in names
+    ]
+    rows.append(["<b>images</b>"] + [str(counts["by_split"][s]) for s in splits] + [str(counts["images"])])
+    rows.append(["patients"] + [str(counts["patients_by_split"].get(s, 0)) for s in splits] + [""])
+    parts = [
+        f"<p>{counts['inputs']} inputs selected, {counts['images']} images written, "
+        f"{counts['rejected']} rejected. Image size {dataset['image_shape']}.</p>",
+        _table(["class / source"] + splits + ["total"], rows),
+    ]
+    reasons = dataset.get("rejected_by_reason") or {}
+    excluded = dataset.get("excluded_by_rule") or {}
+    if reasons or excluded:
+        parts.append(
+            _table(
+                ["rejected or excluded because", "inputs"],
+                [[_e(k), str(v)] for k, v in {**reasons, **excluded}.items()],
+            )
+        )
+    if dataset["rejected"]:
+        items = "".join(
+            f"<li>{_e(r.get('source'))}: {_e(r.get('path'))}: {_e(r.get('reason'))}</li>"
+            for r in dataset["rejected"]
+        )
+        parts.append(
+            f"<details><summary>Rejected inputs ({len(dataset['rejected'])} shown)</summary>"
+            f"<ul>{items}</ul></details>"
+        )
+    return "".join(parts)
+
+
+def _figures(m: dict, ev: dict, folder: Path) -> str:
+    files = ev.get("files", {})
+    gradcam = ev.get("gradcam") or {}
+    layer = f" (layer {_e(gradcam['layer'])})" if gradcam.get("layer") else ""
+    ext = "".join(
+        f"<h4>{_e(name)}</h4>"
+        + _image(
+            folder, e.get("files", {}).get("confusion_matrix"), f"{m['model']} confusion matrix on {name}"
+        )
+        for name, e in ev.get("external", {}).items()
+    )
+    return (
+        f"<h3>{_e(m['model'])}</h3>"
+        + _image(folder, files.get("learning_curves"), f"{m['model']} learning curves")
+        + _image(folder, files.get("confusion_matrix"), f"{m['model']} confusion matrix")
+        + _image(folder, files.get("roc_curves"), f"{m['model']} ROC curves")
+        + f"<h4>Grad-CAM{layer}: most confident correct and wrong test images per class</h4>"
+        + _image(folder, gradcam.get("file"), f"{m['model']} Grad-CAM")
+        + ext
+    )
+
+
+def _reproduction(m: dict) -> dict:
+    return {"config": m["config"], "evaluation": m["evaluation_settings"]}
+
+
+def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
+    headline = report["paper_headline"]
+    paper_note = (
+        (
+            f"<p>Paper's best accuracy for this experiment: <span class='paper'>{_n(headline['accuracy'])}"
+            f"</span>{' (' + _e(headline['model']) + ')' if headline['model'] else ''}. Our numbers "
+            "come from our own data and training settings; read them together with the shortcut audit "
+            "below.</p>"
+        )
+        if headline
+        else "<p class='muted'>Not one of the paper's experiments: no paper figures shown.</p>"
+    )
+    warnings = [f"<li>{_e(m['model'])}: {_e(w)}</li>" for m in report["models"] for w in m["warnings"]]
+    reproduce = "".join(
+        f"<h3>{_e(m['model'])}</h3><p>dataset fingerprint <code>{_e(m['config'].get('dataset_fingerprint'))}"
+        f"</code>, tested on <code>{_e((m['dataset'] or {}).get('uri'))}</code> "
+        f"(split {_e((m['dataset'] or {}).get('split'))}, fingerprint "
+        f"<code>{_e((m['dataset'] or {}).get('fingerprint'))}</code>), {m['epochs_run']} epochs run</p>"
+        f"<pre>{_e(json.dumps(_reproduction(m), indent=1))}</pre>"
+        for m in report["models"]
+    )
+    figures = "".join(
+        _figures(m, ev, folder) for m, (folder, ev) in zip(report["models"], evaluations.items(), strict=True)
+    )
+    dataset = report["dataset"]
+    body = [
+        f"<h1>Experiment {_e(report['experiment'])}</h1>",
+        f"<p class='muted'>{len(report['models'])} model(s); generated {_e(report['generated'])}; dataset "
+        f"fingerprint <code>{_e((dataset or {}).get('fingerprint'))}</code></p>",
+        "<ul class='warn'>" + "".join(warnings) + "</ul>" if warnings else "",
+        "<h2>Models side by side (test split)</h2>",
+        paper_note,
+        _summary_table(report),
+        "<h2>Per-class results (layout of the paper's Tables 1 and 2)</h2>",
+        "<div class='tables'>" + "".join(_class_table(m) for m in report["models"]) + "</div>",
+        "<h2>Shortcut audit: does the model read the lungs?</h2>",
+        _audit_section(report),
+        "<h2>External test sets</h2>",
+        _external_table(report),
+        "<h2>Learning curves, confusion matrices, ROC curves and Grad-CAM</h2>",
+        figures,
+        "<h2>Dataset (ETL manifest)</h2>",
+        _dataset_section(dataset),
+        "<h2>Reproduction: exact configuration</h2>",
+        reproduce,
+    ]
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>cxr report: {_e(report['experiment'])}</title><style>{_CSS}</style></head><body>"
+        + "".join(body)
+        + "</body></html>"
+    )
+
+
+def write_report(
+    folder: Path, output: Path, manifest_uri: str | None = None, experiment: dict | None = None
+) -> dict:
+    report, evaluations = build_report(folder, manifest_uri, experiment)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False))
+    (output / "report.html").write_text(render_html(report, evaluations), encoding="utf-8")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="cxr report", description=__doc__.splitlines()[0])
+    p.add_argument("folder", help="experiment folder holding one evaluation output per model")
+    p.add_argument("--output", help="where report.html and report.json go (default: FOLDER/report)")
+    p.add_argument(
+        "--manifest", help="the ETL manifest.json (default: found in FOLDER or via the models' dataset)"
+    )
+    p.add_argument("--experiment", help="experiment file (experiments/*.json): its name and paper_reference")
+    args = p.parse_args(argv)
+    experiment = None
+    if args.experiment:
+        from jobs.experiment import ExperimentError, load_experiment
+
+        try:
+            experiment = load_experiment(args.experiment).model_dump(mode="json")
+        except ExperimentError as exc:
+            print(f"cxr report: {exc}", file=sys.stderr)
+            return 2
+    folder = Path(args.folder)
+    output = Path(args.output) if args.output else folder / "report"
+    try:
+        report = write_report(folder, output, args.manifest, experiment)
+    except (ReportError, DatasetError) as exc:
+        print(f"cxr report: {exc}", file=sys.stderr)
+        return 2
+    print(f"cxr report: {len(report['models'])} model(s) -> {output / 'report.html'}")
+    return 0

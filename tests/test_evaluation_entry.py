@@ -1,0 +1,145 @@
+"""`evaluate` end to end: a tiny contract model trained on the real sample, its files, and their numbers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tarfile
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import classification_report, confusion_matrix
+
+from jobs.cli import main as cxr
+from jobs.dataset import open_dataset, to_float
+from jobs.evaluation.entry import main
+from tests.contract_models import evaluated_experiment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def experiment(small_dataset, tmp_path_factory):
+    return evaluated_experiment(small_dataset, tmp_path_factory.mktemp("evaluation"))
+
+
+def _strict(path):
+    def reject(token):
+        raise AssertionError(f"{path}: non-finite number {token}")
+
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+def _same_report(ours: dict, expected: dict) -> None:
+    assert ours.keys() == expected.keys()
+    for key, value in expected.items():
+        assert ours[key] == pytest.approx(value), key
+
+
+def test_every_file_is_written(experiment):
+    out = experiment / "experiment" / "small_cnn"
+    for name in (
+        "metrics.json",
+        "predictions.csv",
+        "confusion_matrix.png",
+        "learning_curves.png",
+        "roc_curves.png",
+        "gradcam/test.png",
+        "confusion_matrix_other.png",
+        "roc_curves_other.png",
+    ):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+        if name.endswith(".png"):
+            assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = _strict(out / "metrics.json")
+    assert metrics["gradcam"]["layer"] == "tiny_backbone/relu_b" and metrics["gradcam"]["examples"] > 0
+    assert set(metrics["test"]["audit"]) >= {"lungs_hidden", "lungs_only", "verdict", "region"}
+    assert metrics["test"]["audit"]["verdict"]["text"]
+    assert set(metrics["external"]) == {"other"}
+    assert metrics["warnings"] == []
+
+
+def test_metrics_agree_with_scikit_learn_on_the_model_itself(experiment, small_dataset):
+    """Predict again here with the saved model; scikit-learn's report must equal metrics.json's."""
+    out = experiment / "experiment" / "small_cnn"
+    metrics = _strict(out / "metrics.json")
+    model = keras.models.load_model(experiment / "models" / "small_cnn" / "model.keras", compile=False)
+    test = open_dataset(small_dataset).load("test")
+    probabilities = model.predict(to_float(test["image"]), verbose=0)
+    pred = np.round(probabilities, 6).argmax(axis=1)  # the precision of predictions.csv, which evaluate uses
+    expected = classification_report(
+        test["label_index"],
+        pred,
+        labels=[0, 1, 2],
+        output_dict=True,
+        zero_division=0,
+        target_names=metrics["classes"],
+    )
+    _same_report(metrics["test"]["report"], expected)
+    assert (
+        metrics["test"]["confusion_matrix"]
+        == confusion_matrix(test["label_index"], pred, labels=[0, 1, 2]).tolist()
+    )
+    ci = metrics["test"]["bootstrap"]["accuracy"]
+    assert ci[0] <= metrics["test"]["report"]["accuracy"] <= ci[1]
+
+    with (out / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    test_rows = [r for r in rows if r["set"] == "test"]
+    assert len(test_rows) == len(test["label_index"]) and len(rows) == 2 * len(test_rows)
+    assert [r["patient_id"] for r in test_rows] == list(test["patient_id"])
+    assert [r["predicted_label"] for r in test_rows] == [metrics["classes"][k] for k in pred]
+    probs = np.array([[float(r[f"p_{c}"]) for c in metrics["classes"]] for r in test_rows])
+    np.testing.assert_allclose(probs, probabilities, atol=1e-6)
+    assert {r["source"] for r in test_rows} == {"cohen", "nih"} and all(r["original_path"] for r in test_rows)
+    # the external copy holds the same images: the same answers
+    _same_report(metrics["external"]["other"]["report"], metrics["test"]["report"])
+
+
+def test_constant_model_gets_sane_metrics(experiment):
+    metrics = _strict(experiment / "experiment" / "constant" / "metrics.json")
+    test = metrics["test"]
+    support = {c: test["report"][c]["support"] for c in metrics["classes"]}
+    assert test["report"]["accuracy"] == pytest.approx(support["Normal"] / sum(support.values()))
+    assert test["report"]["COVID-19"]["precision"] == 0 and test["rates"]["COVID-19"]["ppv"] is None
+    assert test["audit"]["verdict"]["level"] == "inconclusive"
+    assert all(auc == pytest.approx(0.5) for auc in test["roc_auc"].values())
+
+
+def test_sagemaker_model_archive_and_cxr_subcommand(experiment, small_dataset, tmp_path):
+    """A model.tar.gz (SageMaker's packing of /opt/ml/model) is unpacked; `cxr evaluate` is the same entry."""
+    packed = tmp_path / "channel"
+    packed.mkdir()
+    with tarfile.open(packed / "model.tar.gz", "w:gz") as tar:
+        for name in ("model.keras", "config.json", "history.json"):
+            tar.add(experiment / "models" / "constant" / name, arcname=name)
+    code = cxr(
+        [
+            "evaluate",
+            f"--model-dir={packed}",
+            f"--data={small_dataset}",
+            f"--output={tmp_path / 'out'}",
+            "--bootstrap-samples=0",
+            "--gradcam-examples=0",
+        ]
+    )
+    assert code == 0 and (tmp_path / "out" / "metrics.json").is_file()
+    assert not (tmp_path / "out" / "gradcam").exists()
+
+
+def test_errors_name_the_problem(experiment, small_dataset, tmp_path, capsys):
+    assert main([f"--model-dir={tmp_path}", f"--data={small_dataset}", f"--output={tmp_path / 'o'}"]) == 2
+    assert "missing model.keras, config.json, history.json" in capsys.readouterr().err
+    model_dir = experiment / "models" / "constant"
+    assert main([f"--model-dir={model_dir}", f"--data={tmp_path}", f"--output={tmp_path / 'o'}"]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+    code = main(
+        [
+            f"--model-dir={model_dir}",
+            f"--data={small_dataset}",
+            f"--output={tmp_path / 'o'}",
+            f"--external=same={small_dataset}",
+        ]
+    )
+    assert code == 2 and "the dataset the model was trained on" in capsys.readouterr().err
