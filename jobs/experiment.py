@@ -164,6 +164,21 @@ class Experiment(_Strict):
         """Names one model's training output: the dataset plus everything that changes training."""
         return _digest({"dataset": self.dataset_key(), "hp": training_hyperparameters(self, model)})
 
+    def evaluation_key(self, model: str) -> str:
+        return _digest(
+            {"model": self.model_key(model), "evaluation": self.evaluation.model_dump(mode="json")}
+        )
+
+    def report_key(self) -> str:
+        """Changes with any model's evaluation, and with the experiment's name or paper reference."""
+        return _digest(
+            {
+                "evaluations": [self.evaluation_key(m) for m in self.training.models],
+                "name": self.name,
+                "paper": self.paper_reference,
+            }
+        )
+
 
 def _digest(payload: object) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -26,12 +26,24 @@ from jobs.experiment import (
 
 @dataclass(frozen=True)
 class Step:
+    """One entry-point call. It is done when ``done_marker`` exists and was made with the same ``key``."""
+
     name: str
     command: list[str]
     done_marker: Path
+    key: str
+
+    @property
+    def _key_file(self) -> Path:
+        return self.done_marker.parent / ".cxr-step-key"
 
     def is_done(self) -> bool:
-        return self.done_marker.exists()
+        return (
+            self.done_marker.exists() and self._key_file.exists() and self._key_file.read_text() == self.key
+        )
+
+    def mark_done(self) -> None:
+        self._key_file.write_text(self.key)
 
 
 @dataclass(frozen=True)
@@ -47,13 +59,17 @@ class LocalLayout:
         return self.root / "experiments" / exp.name
 
     def model(self, exp: Experiment, model: str) -> Path:
-        return self.experiment(exp) / "models" / f"{model}-{exp.model_key(model)}"
+        return self.experiment(exp) / "models" / model
 
     def evaluation(self, exp: Experiment, model: str) -> Path:
-        return self.experiment(exp) / "evaluations" / f"{model}-{exp.model_key(model)}"
+        return self.experiment(exp) / "evaluations" / model
 
     def report(self, exp: Experiment) -> Path:
         return self.experiment(exp) / "report"
+
+    def experiment_file(self, exp: Experiment) -> Path:
+        """The resolved experiment, written next to its outputs: what the report quotes for reproduction."""
+        return self.experiment(exp) / "experiment.json"
 
 
 def resolve_source_uris(exp: Experiment, data_root: Path) -> list[str]:
@@ -109,17 +125,16 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
             )
         )
     report = layout.report(exp)
-    evaluations = [f"--evaluation={model}={layout.evaluation(exp, model)}" for model in exp.training.models]
     steps.append(
         Step(
             "report",
             [
                 *cli,
                 "report",
-                f"--dataset={dataset}",
-                *evaluations,
-                f"--experiment={exp.model_dump_json()}",
+                str(layout.experiment(exp) / "evaluations"),
                 f"--output={report}",
+                f"--manifest={dataset}",
+                f"--experiment={layout.experiment_file(exp)}",
             ],
             report / "report.html",
         )
@@ -150,11 +165,29 @@ def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = prin
     return True
 
 
+def write_experiment_file(exp: Experiment, layout: LocalLayout) -> None:
+    path = layout.experiment_file(exp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(exp.model_dump_json(indent=2))
+
+
+def _figure(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
 def headline(report_dir: Path) -> list[str]:
-    """The lines printed at the end of a run: the report's path and each model's main figures."""
-    lines = [f"report: {report_dir / 'report.html'}"]
+    """The lines printed at the end of a run: each model's main figures, then the report's path."""
+    lines = []
     summary = report_dir / "report.json"
     if summary.exists():
-        for model in json.loads(summary.read_text()).get("models", []):
-            lines.append("  " + ", ".join(f"{k} {v}" for k, v in model.get("headline", {}).items()))
+        for m in json.loads(summary.read_text())["models"]:
+            verdict = (m["audit"].get("verdict") or {}).get("level", "n/a")
+            lines.append(
+                f"  {m['model']:12} accuracy {_figure(m['accuracy'], m['accuracy_ci'])}  "
+                f"macro F1 {_figure(m['table']['macro avg']['f1-score'], m['macro_f1_ci'])}  "
+                f"shortcut audit: {verdict}"
+            )
+    lines.append(f"report: {report_dir / 'report.html'}")
     return lines
