@@ -64,6 +64,15 @@ def use_key(key: kms.IKey) -> iam.PolicyStatement:
     )
 
 
+def attach_volumes(key: kms.IKey) -> iam.PolicyStatement:
+    """Let AWS services (EC2 for EMR, SageMaker) create grants on the key for the volumes they encrypt."""
+    return iam.PolicyStatement(
+        actions=["kms:CreateGrant"],
+        resources=[key.key_arn],
+        conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    )
+
+
 def pull_image(repository: ecr.IRepository) -> list[iam.PolicyStatement]:
     return [
         iam.PolicyStatement(

@@ -81,6 +81,13 @@ class EtlCluster(Construct):
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="EMR nodes of the ETL: read raw data and code, write datasets and logs",
         )
+        # EMR's JobFlowRole names an instance profile; CDK makes one only for a role it creates itself.
+        self.instance_profile = iam.CfnInstanceProfile(
+            self,
+            "InstanceProfile",
+            roles=[self.instance_role.role_name],
+            instance_profile_name=self.instance_role.role_name,
+        )
         self.instance_policy = iam.ManagedPolicy(
             self,
             "InstancePolicy",
@@ -109,21 +116,12 @@ class EtlCluster(Construct):
             roles=[self.service_role],
             statements=[
                 # EBS encryption with the stack's key: EMR creates grants for the volumes it attaches.
-                iam.PolicyStatement(
-                    actions=["kms:CreateGrant"],
-                    resources=[storage.key.key_arn],
-                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-                ),
+                access.attach_volumes(storage.key),
                 iam.PolicyStatement(
                     actions=["kms:ListGrants", "kms:RevokeGrant", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
                     resources=[storage.key.key_arn],
                 ),
                 access.use_key(storage.key),
-                iam.PolicyStatement(
-                    actions=["iam:PassRole"],
-                    resources=[self.instance_role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
-                ),
             ],
         )
         # The cluster has no automatic scaling policy: this role exists because EMR requires one and

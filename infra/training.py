@@ -81,6 +81,7 @@ class SageMakerJobs(Construct):
             *access.write_prefix(storage.artifacts, "runs/"),
             *access.write_prefix(storage.artifacts, TEMPORARY_PREFIX),
             access.use_key(storage.key),
+            access.attach_volumes(storage.key),
             *access.pull_image(self.image.repository),
             iam.PolicyStatement(
                 actions=[

@@ -143,6 +143,14 @@ def test_cluster_instance_types_and_counts_follow_the_paper(states):
     assert (groups["CORE"]["InstanceType"], groups["CORE"]["InstanceCount"]) == ("m5.2xlarge", 7)
 
 
+def test_cluster_nodes_get_an_instance_profile_of_the_instance_role(template, states):
+    """JobFlowRole names an instance profile that exists and holds the nodes' role."""
+    job_flow_role = states["CreateCluster"]["Parameters"]["JobFlowRole"]
+    (profile,) = resources(template.to_json(), "AWS::IAM::InstanceProfile").values()
+    role_ref = {"Ref": job_flow_role.removeprefix("<Ref:").removesuffix(">")}
+    assert profile["Properties"] == {"InstanceProfileName": role_ref, "Roles": [role_ref]}
+
+
 def test_bootstrap_installs_pinned_packages_then_the_etl_code(states):
     """Two bootstrap actions: jobs/etl/emr-bootstrap.sh with emr-requirements.txt, then the job code."""
     actions = states["CreateCluster"]["Parameters"]["BootstrapActions"]
@@ -259,6 +267,19 @@ def test_no_aws_managed_policy_except_the_emr_service_policy(template):
             }
         )
     ]
+
+
+def test_no_policy_grants_a_whole_service(template):
+    """No statement allows "*" or "<service>:*" actions: every role lists the calls it makes."""
+    kinds = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+    actions = [
+        action
+        for kind in kinds
+        for policy in resources(template.to_json(), kind).values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    ]
+    assert actions and not [a for a in actions if a == "*" or a.endswith(":*")]
 
 
 def test_outputs_name_the_buckets_and_the_state_machine(template):
