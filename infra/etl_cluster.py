@@ -32,7 +32,7 @@ ETL_REQUIREMENTS_BOOTSTRAP = ROOT / "jobs" / "etl" / "emr-bootstrap.sh"
 ETL_CODE_BOOTSTRAP = Path(__file__).resolve().parent / "emr" / "install-etl-code.sh"
 
 # Retried on every EMR call: API throttling and EMR's internal errors are transient.
-_TRANSIENT_EMR_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException", "States.Timeout"]
+_TRANSIENT_EMR_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException"]
 
 
 def _package_directory(staging: Path) -> Path:
@@ -54,7 +54,6 @@ class EtlCluster(Construct):
         *,
         settings: PipelineSettings,
         storage: Storage,
-        network: Network,
     ) -> None:
         super().__init__(scope, construct_id)
         self.script = s3_assets.Asset(self, "Script", path=str(ETL_SCRIPT))

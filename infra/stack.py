@@ -27,9 +27,7 @@ class CxrPipelineStack(Stack):
         self.settings = PipelineSettings.from_context(self.node)
         self.storage = Storage(self, "Storage", temporary_object_days=self.settings.temporaryObjectDays)
         self.network = Network(self, "Network", flow_log_bucket=self.storage.access_logs)
-        self.cluster = EtlCluster(
-            self, "EtlCluster", settings=self.settings, storage=self.storage, network=self.network
-        )
+        self.cluster = EtlCluster(self, "EtlCluster", settings=self.settings, storage=self.storage)
         self.jobs = SageMakerJobs(
             self, "SageMaker", settings=self.settings, storage=self.storage, network=self.network
         )
