@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ def synthesize(*, nag: bool = True, **overrides: Any) -> Synthesized:
     from infra.stack import CxrPipelineStack
 
     outdir = Path(tempfile.mkdtemp(prefix="cxr-cdk-"))
+    atexit.register(shutil.rmtree, outdir, True)
     app = cdk.App(context=cdk_context(**overrides), outdir=str(outdir))
     stack = CxrPipelineStack(app, "CxrPipeline")
     if nag:
