@@ -1,0 +1,84 @@
+"""Least-privilege policy statements with explicit actions (no ``s3:GetObject*``-style groups).
+
+The roles of the jobs get customer-managed policies built from these, scoped to a bucket prefix,
+one object, one key or one repository.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+
+_READ = ["s3:GetObject", "s3:GetObjectVersion"]
+_WRITE = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+
+
+def _list(bucket: s3.IBucket, prefix: str) -> iam.PolicyStatement:
+    conditions = {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}} if prefix else None
+    return iam.PolicyStatement(
+        actions=["s3:ListBucket", "s3:GetBucketLocation"],
+        resources=[bucket.bucket_arn],
+        conditions=conditions,
+    )
+
+
+def read_prefix(bucket: s3.IBucket, prefix: str = "") -> list[iam.PolicyStatement]:
+    """List and read the objects under ``prefix`` ('' = the whole bucket)."""
+    return [
+        _list(bucket, prefix),
+        iam.PolicyStatement(actions=_READ, resources=[bucket.arn_for_objects(f"{prefix}*")]),
+    ]
+
+
+def write_prefix(bucket: s3.IBucket, prefix: str, *, delete: bool = False) -> list[iam.PolicyStatement]:
+    """List, read and write (optionally delete) the objects under ``prefix``."""
+    actions = _READ + _WRITE + (["s3:DeleteObject"] if delete else [])
+    return [
+        _list(bucket, prefix),
+        iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]),
+    ]
+
+
+def put_prefix(bucket: s3.IBucket, prefix: str) -> list[iam.PolicyStatement]:
+    """Write only (logs)."""
+    return [iam.PolicyStatement(actions=_WRITE, resources=[bucket.arn_for_objects(f"{prefix}*")])]
+
+
+def read_object(bucket: s3.IBucket, key: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(key)])
+
+
+def use_key(key: kms.IKey) -> iam.PolicyStatement:
+    """Encrypt and decrypt data with the stack's key (S3 SSE-KMS, EBS, job outputs)."""
+    return iam.PolicyStatement(
+        actions=[
+            "kms:Decrypt",
+            "kms:Encrypt",
+            "kms:GenerateDataKey",
+            "kms:GenerateDataKeyWithoutPlaintext",
+            "kms:DescribeKey",
+        ],
+        resources=[key.key_arn],
+    )
+
+
+def attach_volumes(key: kms.IKey) -> iam.PolicyStatement:
+    """Let AWS services (EC2 for EMR, SageMaker) create grants on the key for the volumes they encrypt."""
+    return iam.PolicyStatement(
+        actions=["kms:CreateGrant"],
+        resources=[key.key_arn],
+        conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    )
+
+
+def pull_image(repository: ecr.IRepository) -> list[iam.PolicyStatement]:
+    return [
+        iam.PolicyStatement(
+            actions=["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+            resources=[repository.repository_arn],
+        ),
+        # GetAuthorizationToken has no resource-level permissions.
+        iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+    ]

@@ -1,0 +1,356 @@
+"""The ETL on a transient EMR cluster: create, run `cxr etl` as one step, terminate on success and on failure.
+
+Step Functions does not terminate a cluster when an execution fails or is stopped: every task after
+the cluster exists catches all errors into a terminate step, and EMR's idle auto-termination is the
+backstop for a stopped execution.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from aws_cdk import Duration, Size
+from aws_cdk import aws_emr as emr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra import access
+from infra.network import Network
+from infra.settings import PipelineSettings
+from infra.storage import EMR_LOG_PREFIX, Storage
+from jobs.pipeline_input import ETL_COMMAND
+
+ROOT = Path(__file__).resolve().parents[1]
+ETL_SCRIPT = ROOT / "jobs" / "etl" / "spark_job.py"
+ETL_REQUIREMENTS = ROOT / "jobs" / "etl" / "emr-requirements.txt"
+ETL_REQUIREMENTS_BOOTSTRAP = ROOT / "jobs" / "etl" / "emr-bootstrap.sh"
+ETL_CODE_BOOTSTRAP = Path(__file__).resolve().parent / "emr" / "install-etl-code.sh"
+
+# Retried on every EMR call: API throttling and EMR's internal errors are transient.
+_TRANSIENT_EMR_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException"]
+
+
+def _package_directory(staging: Path) -> Path:
+    """What `--py-files` ships: exactly jobs/__init__.py and jobs/etl/*.py (no TensorFlow-side code)."""
+    (staging / "jobs" / "etl").mkdir(parents=True)
+    shutil.copy2(ROOT / "jobs" / "__init__.py", staging / "jobs" / "__init__.py")
+    for source in sorted((ROOT / "jobs" / "etl").glob("*.py")):
+        shutil.copy2(source, staging / "jobs" / "etl" / source.name)
+    return staging
+
+
+class EtlCluster(Construct):
+    """Everything the cluster needs that is not a state: code assets, roles, security configuration."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        storage: Storage,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.script = s3_assets.Asset(self, "Script", path=str(ETL_SCRIPT))
+        with tempfile.TemporaryDirectory(prefix="cxr-etl-package-") as staging:
+            # A directory asset is zipped at synth: the zip's root holds jobs/, as --py-files needs.
+            self.package = s3_assets.Asset(self, "Package", path=str(_package_directory(Path(staging))))
+        self.requirements = s3_assets.Asset(self, "Requirements", path=str(ETL_REQUIREMENTS))
+        self.requirements_bootstrap = s3_assets.Asset(
+            self, "RequirementsBootstrap", path=str(ETL_REQUIREMENTS_BOOTSTRAP)
+        )
+        self.code_bootstrap = s3_assets.Asset(self, "CodeBootstrap", path=str(ETL_CODE_BOOTSTRAP))
+        self.log_uri = storage.artifacts.s3_url_for_object(EMR_LOG_PREFIX)
+
+        assets = (
+            self.script,
+            self.package,
+            self.requirements,
+            self.requirements_bootstrap,
+            self.code_bootstrap,
+        )
+        self.instance_role = iam.Role(
+            self,
+            "InstanceRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="EMR nodes of the ETL: read raw data and code, write datasets and logs",
+        )
+        # EMR's JobFlowRole names an instance profile; CDK makes one only for a role it creates itself.
+        self.instance_profile = iam.CfnInstanceProfile(
+            self,
+            "InstanceProfile",
+            roles=[self.instance_role.role_name],
+            instance_profile_name=self.instance_role.role_name,
+        )
+        self.instance_policy = iam.ManagedPolicy(
+            self,
+            "InstancePolicy",
+            roles=[self.instance_role],
+            statements=[
+                *access.read_prefix(storage.raw),
+                *access.write_prefix(storage.datasets, "datasets/", delete=True),
+                *access.put_prefix(storage.artifacts, EMR_LOG_PREFIX),
+                *[access.read_object(asset.bucket, asset.s3_object_key) for asset in assets],
+                access.use_key(storage.key),
+            ],
+        )
+
+        self.service_role = iam.Role(
+            self,
+            "ServiceRole",
+            assumed_by=iam.ServicePrincipal("elasticmapreduce.amazonaws.com"),
+            description="EMR service role: the tag-scoped AmazonEMRServicePolicy_v2",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEMRServicePolicy_v2")
+            ],
+        )
+        iam.ManagedPolicy(
+            self,
+            "ServicePolicy",
+            roles=[self.service_role],
+            statements=[
+                # EBS encryption with the stack's key: EMR creates grants for the volumes it attaches.
+                access.attach_volumes(storage.key),
+                iam.PolicyStatement(
+                    actions=["kms:ListGrants", "kms:RevokeGrant", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+                    resources=[storage.key.key_arn],
+                ),
+                access.use_key(storage.key),
+            ],
+        )
+        # The cluster has no automatic scaling policy: this role exists because EMR requires one and
+        # holds no permission (CDK would otherwise create one with an AWS managed policy).
+        self.auto_scaling_role = iam.Role(
+            self,
+            "AutoScalingRole",
+            description="EMR automatic scaling: unused, no permissions",
+            assumed_by=iam.CompositePrincipal(
+                iam.ServicePrincipal("elasticmapreduce.amazonaws.com"),
+                iam.ServicePrincipal("application-autoscaling.amazonaws.com"),
+            ),
+        )
+        self.security_configuration = emr.CfnSecurityConfiguration(
+            self,
+            "SecurityConfiguration",
+            security_configuration=_security_configuration(
+                storage.key.key_arn, settings.emrInTransitCertificatesUri
+            ),
+        )
+
+
+def _security_configuration(key_arn: str, certificates_uri: str) -> dict:
+    encryption: dict = {
+        "EnableAtRestEncryption": True,
+        "AtRestEncryptionConfiguration": {
+            "S3EncryptionConfiguration": {"EncryptionMode": "SSE-KMS", "AwsKmsKey": key_arn},
+            "LocalDiskEncryptionConfiguration": {
+                "EncryptionKeyProviderType": "AwsKms",
+                "AwsKmsKey": key_arn,
+                "EnableEbsEncryption": True,
+            },
+        },
+        "EnableInTransitEncryption": bool(certificates_uri),
+    }
+    if certificates_uri:
+        encryption["InTransitEncryptionConfiguration"] = {
+            "TLSCertificateConfiguration": {"CertificateProviderType": "PEM", "S3Object": certificates_uri}
+        }
+    return {"EncryptionConfiguration": encryption}
+
+
+class EmrEtl(sfn.StateMachineFragment):
+    """Create cluster -> ETL step -> terminate; any failure after creation -> terminate -> Fail."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        cluster: EtlCluster,
+        network: Network,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        create = tasks.EmrCreateCluster(
+            self,
+            "CreateCluster",
+            name=sfn.JsonPath.format(
+                "cxr-etl-{}-{}", sfn.JsonPath.string_at("$.experiment"), sfn.JsonPath.string_at("$.runId")
+            ),
+            release_label=settings.emrReleaseLabel,
+            applications=[tasks.EmrCreateCluster.ApplicationConfigProperty(name="Spark")],
+            instances=tasks.EmrCreateCluster.InstancesConfigProperty(
+                instance_groups=[
+                    _instance_group(
+                        "Master",
+                        tasks.EmrCreateCluster.InstanceRoleType.MASTER,
+                        settings.emrMasterInstanceType,
+                        settings.emrMasterInstanceCount,
+                        settings.emrCoreVolumeSizeGb,
+                    ),
+                    _instance_group(
+                        "Core",
+                        tasks.EmrCreateCluster.InstanceRoleType.CORE,
+                        settings.emrCoreInstanceType,
+                        settings.emrCoreInstanceCount,
+                        settings.emrCoreVolumeSizeGb,
+                    ),
+                ],
+                ec2_subnet_id=network.emr_subnet.subnet_id,
+                termination_protected=False,
+            ),
+            bootstrap_actions=[
+                _bootstrap(
+                    "install-etl-packages",
+                    cluster.requirements_bootstrap,
+                    [cluster.requirements.s3_object_url],
+                ),
+                _bootstrap(
+                    "install-etl-code",
+                    cluster.code_bootstrap,
+                    [cluster.package.s3_object_url, cluster.script.s3_object_url, ETL_COMMAND],
+                ),
+            ],
+            configurations=[
+                tasks.EmrCreateCluster.ConfigurationProperty(
+                    classification="spark", properties={"maximizeResourceAllocation": "true"}
+                ),
+                tasks.EmrCreateCluster.ConfigurationProperty(
+                    classification="spark-env",
+                    configurations=[
+                        tasks.EmrCreateCluster.ConfigurationProperty(
+                            classification="export", properties={"PYSPARK_PYTHON": "/usr/bin/python3"}
+                        )
+                    ],
+                ),
+            ],
+            auto_termination_policy_idle_timeout=Duration.minutes(settings.emrIdleTimeoutMinutes),
+            cluster_role=cluster.instance_role,
+            service_role=cluster.service_role,
+            auto_scaling_role=cluster.auto_scaling_role,
+            security_configuration=cluster.security_configuration.ref,
+            log_uri=cluster.log_uri,
+            visible_to_all_users=True,
+            tags={"project": "cxr-pipeline"},
+            result_selector={"ClusterId.$": "$.ClusterId"},
+            result_path="$.cluster",
+        )
+        step = tasks.EmrAddStep(
+            self,
+            "RunEtlStep",
+            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
+            name="cxr-etl",
+            jar="command-runner.jar",
+            args=sfn.JsonPath.list_at("$.etl.stepArguments"),
+            action_on_failure=tasks.ActionOnFailure.CONTINUE,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        terminate = tasks.EmrTerminateCluster(
+            self,
+            "TerminateCluster",
+            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        terminate_after_failure = tasks.EmrTerminateCluster(
+            self,
+            "TerminateClusterAfterFailure",
+            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        etl_failed = sfn.Fail(
+            self,
+            "EtlFailed",
+            error="EtlFailed",
+            cause_path=sfn.JsonPath.format(
+                "The ETL failed on EMR cluster {} (terminated). Step logs: {}{}/steps/. Cause: {}",
+                sfn.JsonPath.string_at("$.cluster.ClusterId"),
+                cluster.log_uri,
+                sfn.JsonPath.string_at("$.cluster.ClusterId"),
+                sfn.JsonPath.string_at("$.error.Cause"),
+            ),
+        )
+        termination_failed = sfn.Fail(
+            self,
+            "ClusterTerminationFailed",
+            error="ClusterTerminationFailed",
+            cause_path=sfn.JsonPath.format(
+                "Could not terminate EMR cluster {}: terminate it in the EMR console (idle auto-termination "
+                "stops it after " + str(settings.emrIdleTimeoutMinutes) + " minutes otherwise). Cause: {}",
+                sfn.JsonPath.string_at("$.cluster.ClusterId"),
+                sfn.JsonPath.string_at("$.terminationError.Cause"),
+            ),
+        )
+        start_failed = sfn.Fail(
+            self,
+            "ClusterStartFailed",
+            error="ClusterStartFailed",
+            cause_path=sfn.JsonPath.format(
+                "The EMR cluster did not start (bootstrap logs under {}). Cause: {}",
+                cluster.log_uri,
+                sfn.JsonPath.string_at("$.error.Cause"),
+            ),
+        )
+
+        for task in (create, step, terminate, terminate_after_failure):
+            task.add_retry(
+                errors=_TRANSIENT_EMR_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
+            )
+        # A cluster that fails to start terminates itself (bootstrap or provisioning failure).
+        create.add_catch(start_failed, errors=["States.ALL"], result_path="$.error")
+        step.add_catch(terminate_after_failure, errors=["States.ALL"], result_path="$.error")
+        terminate_after_failure.add_catch(
+            termination_failed, errors=["States.ALL"], result_path="$.terminationError"
+        )
+        terminate.add_catch(termination_failed, errors=["States.ALL"], result_path="$.terminationError")
+        terminate_after_failure.next(etl_failed)
+        create.next(step).next(terminate)
+        self._start = create
+        self._ends = [terminate]
+
+    @property
+    def start_state(self) -> sfn.State:
+        return self._start
+
+    @property
+    def end_states(self) -> list[sfn.INextable]:
+        return self._ends
+
+
+def _instance_group(
+    name: str, role: tasks.EmrCreateCluster.InstanceRoleType, instance_type: str, count: int, volume_gb: int
+) -> tasks.EmrCreateCluster.InstanceGroupConfigProperty:
+    return tasks.EmrCreateCluster.InstanceGroupConfigProperty(
+        name=name,
+        instance_role=role,
+        instance_type=instance_type,
+        instance_count=count,
+        market=tasks.EmrCreateCluster.InstanceMarket.ON_DEMAND,
+        ebs_configuration=tasks.EmrCreateCluster.EbsConfigurationProperty(
+            ebs_optimized=True,
+            ebs_block_device_configs=[
+                tasks.EmrCreateCluster.EbsBlockDeviceConfigProperty(
+                    volume_specification=tasks.EmrCreateCluster.VolumeSpecificationProperty(
+                        volume_size=Size.gibibytes(volume_gb),
+                        volume_type=tasks.EmrCreateCluster.EbsBlockDeviceVolumeType.GP2,
+                    ),
+                    volumes_per_instance=1,
+                )
+            ],
+        ),
+    )
+
+
+def _bootstrap(
+    name: str, script: s3_assets.Asset, args: list[str]
+) -> tasks.EmrCreateCluster.BootstrapActionConfigProperty:
+    return tasks.EmrCreateCluster.BootstrapActionConfigProperty(
+        name=name,
+        script_bootstrap_action=tasks.EmrCreateCluster.ScriptBootstrapActionConfigProperty(
+            path=script.s3_object_url, args=args
+        ),
+    )

@@ -1,0 +1,130 @@
+"""The state machine of one experiment run: validate -> ETL (unless the dataset exists) -> per-model
+training and evaluation (a Map) -> report. Its input is built by ``jobs.pipeline_input.state_machine_input``.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.etl_cluster import EmrEtl, EtlCluster
+from infra.network import Network
+from infra.settings import PipelineSettings
+from infra.storage import Storage
+from infra.training import SageMakerJobs
+from infra.validation import ValidateInput
+
+
+class Pipeline(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        storage: Storage,
+        network: Network,
+        cluster: EtlCluster,
+        jobs: SageMakerJobs,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        validate = ValidateInput(self, "Validate")
+
+        find_dataset = tasks.CallAwsService(
+            self,
+            "FindDataset",
+            service="s3",
+            action="listObjectsV2",
+            parameters={
+                "Bucket": sfn.JsonPath.string_at("$.dataset.bucket"),
+                "Prefix": sfn.JsonPath.string_at("$.dataset.manifestKey"),
+                "MaxKeys": 1,
+            },
+            iam_resources=[storage.datasets.bucket_arn],
+            iam_action="s3:ListBucket",
+            result_selector={"count.$": "$.KeyCount"},
+            result_path="$.existingDataset",
+        )
+        find_dataset.add_retry(
+            errors=["S3.S3Exception", "S3.SdkClientException"],
+            interval=Duration.seconds(5),
+            max_attempts=3,
+            backoff_rate=2.0,
+        )
+        etl = EmrEtl(self, "Etl", settings=settings, cluster=cluster, network=network)
+
+        train = jobs.training_state(self, "Train")
+        evaluate = jobs.evaluation_state(self, "Evaluate")
+        per_model = sfn.Map(
+            self,
+            "TrainAndEvaluateModels",
+            items_path="$.models",
+            item_selector={
+                "item.$": "$$.Map.Item.Value",
+                "datasetUri.$": "$.dataset.uri",
+                "evaluationArguments.$": "$.evaluation.arguments",
+            },
+            max_concurrency=settings.modelConcurrency,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        per_model.item_processor(train.next(evaluate))
+        per_model.add_catch(
+            sfn.Fail(
+                self,
+                "ModelFailed",
+                error="ModelFailed",
+                cause_path=sfn.JsonPath.format(
+                    "A training or evaluation job failed (the others were stopped); see the SageMaker "
+                    "console "
+                    "and CloudWatch /aws/sagemaker/TrainingJobs. Cause: {}",
+                    sfn.JsonPath.string_at("$.error.Cause"),
+                ),
+            ),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        report = jobs.report_state(self, "Report")
+        report.add_catch(
+            sfn.Fail(
+                self,
+                "ReportFailed",
+                error="ReportFailed",
+                cause_path=sfn.JsonPath.format(
+                    "The report job failed; see CloudWatch /aws/sagemaker/ProcessingJobs. Cause: {}",
+                    sfn.JsonPath.string_at("$.error.Cause"),
+                ),
+            ),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        per_model.next(report).next(sfn.Succeed(self, "Done"))
+
+        dataset_exists = (
+            sfn.Choice(self, "DatasetExists?")
+            .when(sfn.Condition.number_greater_than("$.existingDataset.count", 0), per_model)
+            .otherwise(etl)
+        )
+        etl.next(per_model)
+        definition = validate.next(find_dataset).next(dataset_exists)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            encryption_key=storage.key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.log_group.node.default_child.retention_in_days = settings.logRetentionDays
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            comment="cxr-pipeline: one experiment run (input: jobs.pipeline_input.state_machine_input)",
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+        )
+        jobs.grant_run_jobs(self.state_machine)

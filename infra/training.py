@@ -1,0 +1,363 @@
+"""SageMaker: the training/evaluation image, the jobs' role, and the states that run the jobs.
+
+Training runs as a training job (the /opt/ml contract, managed spot, checkpoints, metric definitions);
+evaluation and the report run as processing jobs of the same image, whose outputs land in S3 as plain
+files. The jobs are written as Step Functions states by hand because the CDK task lacks managed spot
+and checkpoints; their settings (KMS, isolation, VPC) are not CloudFormation resources, so cdk-nag
+cannot see them and the tests assert them on the definition.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra import access
+from infra.network import Network
+from infra.settings import PipelineSettings
+from infra.storage import TEMPORARY_PREFIX, Storage
+from jobs.metric_lines import metric_definitions
+from jobs.pipeline_input import (
+    EVALUATION_DATASET_DIR,
+    EVALUATION_MODEL_DIR,
+    EVALUATION_OUTPUT_DIR,
+    JOB_NAME_PREFIX,
+    REPORT_DATASET_DIR,
+    REPORT_EVALUATIONS_DIR,
+    REPORT_OUTPUT_DIR,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+# The image needs only these; a narrow build context keeps the asset hash and upload small.
+IMAGE_CONTEXT = ["containers", "jobs", "pyproject.toml"]
+TRAINING_CHANNEL = "train"
+# API-level errors worth another try; a job that ran and failed is not retried (its name is taken).
+TRANSIENT_SAGEMAKER_ERRORS = [
+    "SageMaker.AmazonSageMakerException",
+    "SageMaker.ResourceLimitExceededException",
+    "ThrottlingException",
+]
+
+
+class SageMakerJobs(Construct):
+    """The image asset and the role every job of the pipeline runs with."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        storage: Storage,
+        network: Network,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.settings = settings
+        self.storage = storage
+        self.network = network
+        self.image = ecr_assets.DockerImageAsset(
+            self,
+            "Image",
+            directory=str(ROOT),
+            file="containers/Dockerfile",
+            exclude=["*", *[f"!{path}" for path in IMAGE_CONTEXT], "**/__pycache__", "**/*.pyc"],
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker training, evaluation and report jobs of cxr-pipeline",
+        )
+        stack = Stack.of(self)
+        statements = [
+            *access.read_prefix(storage.datasets, "datasets/"),
+            *access.write_prefix(storage.artifacts, "runs/"),
+            *access.write_prefix(storage.artifacts, TEMPORARY_PREFIX),
+            access.use_key(storage.key),
+            access.attach_volumes(storage.key),
+            *access.pull_image(self.image.repository),
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            ),
+            # PutMetricData has no resource-level permissions; the condition pins SageMaker's namespace.
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
+        ]
+        if settings.trainingInVpc:
+            # SageMaker's ENI management in VPC mode; the Describe/Create calls have no resource-level scope.
+            statements.append(
+                iam.PolicyStatement(
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DeleteNetworkInterfacePermission",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeVpcs",
+                        "ec2:DescribeDhcpOptions",
+                        "ec2:DescribeSubnets",
+                        "ec2:DescribeSecurityGroups",
+                    ],
+                    resources=["*"],
+                )
+            )
+        self.policy = iam.ManagedPolicy(self, "Policy", roles=[self.role], statements=statements)
+
+    def _vpc_config(self) -> dict[str, Any]:
+        return {
+            "SecurityGroupIds": [self.network.job_security_group.security_group_id],
+            "Subnets": [subnet.subnet_id for subnet in self.network.job_subnets],
+        }
+
+    def training_state(self, scope: Construct, construct_id: str) -> sfn.CustomState:
+        """One training job per Map item: ``$.item`` (a ``models[]`` entry) and ``$.datasetUri``."""
+        s = self.settings
+        stopping: dict[str, Any] = {"MaxRuntimeInSeconds": s.maxRuntimeSeconds}
+        if s.useSpot:
+            stopping["MaxWaitTimeInSeconds"] = s.maxWaitSeconds
+        parameters: dict[str, Any] = {
+            "TrainingJobName.$": "$.item.trainingJobName",
+            "RoleArn": self.role.role_arn,
+            "AlgorithmSpecification": {
+                "TrainingImage": self.image.image_uri,
+                "TrainingInputMode": "File",
+                "MetricDefinitions": metric_definitions(),
+                "EnableSageMakerMetricsTimeSeries": True,
+            },
+            "HyperParameters.$": "$.item.hyperparameters",
+            "InputDataConfig": [
+                {
+                    "ChannelName": TRAINING_CHANNEL,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri.$": "$.datasetUri",
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+            ],
+            "OutputDataConfig": {"S3OutputPath.$": "$.item.outputUri", "KmsKeyId": self.storage.key.key_arn},
+            "ResourceConfig": {
+                "InstanceType": s.trainingInstanceType,
+                "InstanceCount": s.trainingInstanceCount,
+                "VolumeSizeInGB": s.trainingVolumeSizeGb,
+                "VolumeKmsKeyId": self.storage.key.key_arn,
+            },
+            "StoppingCondition": stopping,
+            "EnableManagedSpotTraining": s.useSpot,
+            "CheckpointConfig": {"S3Uri.$": "$.item.checkpointUri"},
+            "EnableNetworkIsolation": s.networkIsolation,
+            "EnableInterContainerTrafficEncryption": True,
+            "Tags": [{"Key": "project", "Value": "cxr-pipeline"}],
+        }
+        if s.trainingInVpc:
+            parameters["VpcConfig"] = self._vpc_config()
+        return self._task(
+            scope,
+            construct_id,
+            "createTrainingJob",
+            parameters,
+            result_selector={
+                "modelArtifact.$": "$.ModelArtifacts.S3ModelArtifacts",
+                "jobName.$": "$.TrainingJobName",
+            },
+            result_path="$.training",
+        )
+
+    def evaluation_state(self, scope: Construct, construct_id: str) -> sfn.CustomState:
+        """`evaluate` on the trained model and the dataset; its output lands at ``$.item.evaluationUri``."""
+        return self._processing(
+            scope,
+            construct_id,
+            name_path="$.item.evaluationJobName",
+            entrypoint=["evaluate"],
+            arguments_path="$.evaluationArguments",
+            inputs=[
+                ("model", "$.training.modelArtifact", EVALUATION_MODEL_DIR),
+                ("dataset", "$.datasetUri", EVALUATION_DATASET_DIR),
+            ],
+            output=("evaluation", "$.item.evaluationUri", EVALUATION_OUTPUT_DIR),
+            instance_type=self.settings.evaluationInstanceType,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+
+    def report_state(self, scope: Construct, construct_id: str) -> sfn.CustomState:
+        """`cxr report` over every model's evaluation and the dataset manifest; writes ``$.report.uri``."""
+        return self._processing(
+            scope,
+            construct_id,
+            name_path="$.report.jobName",
+            entrypoint=["cxr"],
+            arguments_path="$.report.arguments",
+            inputs=[
+                ("evaluations", "$.report.evaluationsUri", REPORT_EVALUATIONS_DIR),
+                (
+                    "manifest",
+                    "States.Format('s3://{}/{}', $.dataset.bucket, $.dataset.manifestKey)",
+                    REPORT_DATASET_DIR,
+                ),
+            ],
+            output=("report", "$.report.uri", REPORT_OUTPUT_DIR),
+            instance_type=self.settings.reportInstanceType,
+            result_path="$.reportJob",
+            result_selector={"jobName.$": "$.ProcessingJobName"},
+        )
+
+    def _processing(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name_path: str,
+        entrypoint: list[str],
+        arguments_path: str,
+        inputs: list[tuple[str, str, str]],
+        output: tuple[str, str, str],
+        instance_type: str,
+        result_path: str,
+        result_selector: dict[str, Any] | None = None,
+    ) -> sfn.CustomState:
+        s = self.settings
+        network: dict[str, Any] = {
+            "EnableNetworkIsolation": s.networkIsolation,
+            "EnableInterContainerTrafficEncryption": True,
+        }
+        if s.trainingInVpc:
+            network["VpcConfig"] = self._vpc_config()
+        parameters = {
+            "ProcessingJobName.$": name_path,
+            "RoleArn": self.role.role_arn,
+            "AppSpecification": {
+                "ImageUri": self.image.image_uri,
+                "ContainerEntrypoint": entrypoint,
+                "ContainerArguments.$": arguments_path,
+            },
+            "ProcessingInputs": [
+                {
+                    "InputName": name,
+                    "S3Input": {
+                        "S3Uri.$": path,
+                        "LocalPath": local,
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                        "S3DataDistributionType": "FullyReplicated",
+                    },
+                }
+                for name, path, local in inputs
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": output[0],
+                        "S3Output": {
+                            "S3Uri.$": output[1],
+                            "LocalPath": output[2],
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ],
+                "KmsKeyId": self.storage.key.key_arn,
+            },
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": instance_type,
+                    "VolumeSizeInGB": 30,
+                    "VolumeKmsKeyId": self.storage.key.key_arn,
+                }
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": s.evaluationMaxRuntimeSeconds},
+            "NetworkConfig": network,
+            "Tags": [{"Key": "project", "Value": "cxr-pipeline"}],
+        }
+        return self._task(
+            scope,
+            construct_id,
+            "createProcessingJob",
+            parameters,
+            result_selector=result_selector,
+            result_path=result_path,
+        )
+
+    def _task(
+        self,
+        scope: Construct,
+        construct_id: str,
+        action: str,
+        parameters: dict[str, Any],
+        *,
+        result_path: str,
+        result_selector: dict[str, Any] | None,
+    ) -> sfn.CustomState:
+        state: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": f"arn:{Stack.of(self).partition}:states:::sagemaker:{action}.sync",
+            "Parameters": parameters,
+            "ResultPath": result_path,
+        }
+        if result_selector:
+            state["ResultSelector"] = result_selector
+        task = sfn.CustomState(scope, construct_id, state_json=state)
+        task.add_retry(
+            errors=TRANSIENT_SAGEMAKER_ERRORS, interval=Duration.seconds(60), max_attempts=4, backoff_rate=2.0
+        )
+        return task
+
+    def grant_run_jobs(self, principal: iam.IGrantable) -> None:
+        """What the state machine needs to start, watch and stop the jobs (the `.sync` integrations)."""
+        stack = Stack.of(self)
+        jobs = [
+            stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{JOB_NAME_PREFIX}*")
+            for kind in ("training-job", "processing-job")
+        ]
+        principal.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=jobs,
+            )
+        )
+        principal.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(service="events", resource="rule", resource_name=name)
+                    for name in (
+                        "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+                        "StepFunctionsGetEventsForSageMakerProcessingJobsRule",
+                    )
+                ],
+            )
+        )
+        self.role.grant_pass_role(principal)

@@ -1,0 +1,349 @@
+"""The input of one Step Functions execution, built from the same experiment object the local runner uses.
+
+Every argument an entry point gets in the cloud is computed here, client side, by the functions of
+``jobs.experiment``; the state machine only moves them into place. The rules the state machine's
+first state checks live here too (``INPUT_RULES``, ``MODEL_RULES``), so ``validate_state_machine_input``
+and the deployed Choice state say the same thing about the same input.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from jobs.experiment import (
+    MODEL_NAMES,
+    TASKS,
+    Experiment,
+    ExperimentError,
+    etl_arguments,
+    evaluation_arguments,
+    training_hyperparameters,
+)
+
+INPUT_VERSION = 1
+
+# The EMR bootstrap action installs this wrapper on every node: spark-submit (client mode) of the ETL
+# script with the job package as --py-files. An EMR step runs it followed by exactly `cxr etl`'s arguments.
+ETL_COMMAND = "/home/hadoop/cxr/run-etl"
+
+# Where SageMaker Processing mounts inputs and collects outputs inside the training/evaluation image.
+EVALUATION_MODEL_DIR = "/opt/ml/processing/model"
+EVALUATION_DATASET_DIR = "/opt/ml/processing/dataset"
+EVALUATION_OUTPUT_DIR = "/opt/ml/processing/evaluation"
+REPORT_EVALUATIONS_DIR = "/opt/ml/processing/evaluations"
+REPORT_DATASET_DIR = "/opt/ml/processing/dataset"
+REPORT_OUTPUT_DIR = "/opt/ml/processing/report"
+
+JOB_NAME_PREFIX = "cxr-"
+
+_RUN_ID = re.compile(r"^[0-9a-z](?:[0-9a-z-]{0,22}[0-9a-z])?$")
+_JOB_NAME_MAX = 63
+_EXECUTION_NAME_MAX = 80
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """One check of the first state: the value at ``path`` must exist and pass ``kind``, else ``message``.
+
+    kinds: ``present`` (any value), ``string`` (any string), ``equals`` (the number or string
+    ``values[0]``), ``one_of``
+    (a string in ``values``), ``matches`` (a string matching the glob ``values[0]``, ``*`` only).
+    """
+
+    name: str
+    path: str
+    kind: Literal["present", "string", "equals", "one_of", "matches"]
+    message: str
+    values: tuple[Any, ...] = ()
+
+
+_FIX = "build the input with `cxr start` (jobs.pipeline_input.state_machine_input)"
+
+INPUT_RULES: tuple[InputRule, ...] = (
+    InputRule(
+        "Version",
+        "$.version",
+        "equals",
+        f"input field 'version' must be {INPUT_VERSION}; {_FIX}",
+        (INPUT_VERSION,),
+    ),
+    InputRule(
+        "Experiment", "$.experiment", "string", f"input field 'experiment' (the name) is missing; {_FIX}"
+    ),
+    InputRule("RunId", "$.runId", "string", f"input field 'runId' is missing; {_FIX}"),
+    InputRule(
+        "Task",
+        "$.task",
+        "one_of",
+        f"input field 'task' is missing or unknown: use one of {', '.join(TASKS)}",
+        TASKS,
+    ),
+    InputRule(
+        "DatasetBucket",
+        "$.dataset.bucket",
+        "string",
+        f"input field 'dataset.bucket' is missing: the dataset's bucket is needed; {_FIX}",
+    ),
+    InputRule(
+        "DatasetManifest",
+        "$.dataset.manifestKey",
+        "matches",
+        f"input field 'dataset.manifestKey' is missing or does not end in /manifest.json; {_FIX}",
+        ("*/manifest.json",),
+    ),
+    InputRule(
+        "DatasetUri",
+        "$.dataset.uri",
+        "matches",
+        f"input field 'dataset.uri' is missing or not an s3:// URI; {_FIX}",
+        ("s3://*",),
+    ),
+    InputRule(
+        "EtlCommand",
+        "$.etl.stepArguments[0]",
+        "equals",
+        f"input field 'etl.stepArguments' must start with {ETL_COMMAND}; {_FIX}",
+        (ETL_COMMAND,),
+    ),
+    InputRule(
+        "EtlSources",
+        "$.etl.stepArguments[1]",
+        "matches",
+        "input field 'etl.stepArguments' names no source: the ETL needs at least one --source=KIND=URI; "
+        "add sources to the experiment's etl.sources",
+        ("--source=*",),
+    ),
+    InputRule(
+        "Models",
+        "$.models[0]",
+        "present",
+        "input field 'models' is empty: list at least one model in the experiment's training.models",
+    ),
+    InputRule(
+        "Evaluation",
+        "$.evaluation.arguments[0]",
+        "string",
+        f"input field 'evaluation.arguments' is missing; {_FIX}",
+    ),
+    InputRule("ReportJob", "$.report.jobName", "string", f"input field 'report.jobName' is missing; {_FIX}"),
+    InputRule(
+        "ReportUri",
+        "$.report.uri",
+        "matches",
+        f"input field 'report.uri' is missing or not s3://; {_FIX}",
+        ("s3://*",),
+    ),
+)
+
+# Checked on every element of ``models`` (a Map state in the cloud), before anything starts.
+MODEL_RULES: tuple[InputRule, ...] = (
+    InputRule(
+        "Model",
+        "$.model",
+        "one_of",
+        f"input field 'models[].model' is missing or unknown: use one of {', '.join(MODEL_NAMES)}",
+        MODEL_NAMES,
+    ),
+    InputRule(
+        "TrainingJobName",
+        "$.trainingJobName",
+        "string",
+        f"input field 'models[].trainingJobName' is missing; {_FIX}",
+    ),
+    InputRule(
+        "Hyperparameters",
+        "$.hyperparameters.task",
+        "string",
+        f"input field 'models[].hyperparameters' is missing or has no task; {_FIX}",
+    ),
+    InputRule(
+        "TrainingOutput",
+        "$.outputUri",
+        "matches",
+        f"input field 'models[].outputUri' is missing or not s3://; {_FIX}",
+        ("s3://*",),
+    ),
+    InputRule(
+        "EvaluationJobName",
+        "$.evaluationJobName",
+        "string",
+        f"input field 'models[].evaluationJobName' is missing; {_FIX}",
+    ),
+    InputRule(
+        "EvaluationUri",
+        "$.evaluationUri",
+        "matches",
+        f"input field 'models[].evaluationUri' is missing or not s3://; {_FIX}",
+        ("s3://*",),
+    ),
+)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id that sorts by time and fits every name it goes into: ``YYYYMMDD-HHMMSS`` (UTC)."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+
+
+def execution_name(exp: Experiment, run_id: str) -> str:
+    """The Step Functions execution name (80 characters at most): ``<experiment>-<run id>``."""
+    return f"{exp.name[: _EXECUTION_NAME_MAX - len(run_id) - 1]}-{run_id}"
+
+
+def _job_name(exp: Experiment, run_id: str, kind: str, model: str = "") -> str:
+    """A SageMaker job name, unique per run: ``cxr-...``, at most 63 characters of [a-zA-Z0-9-].
+
+    The fixed prefix lets the state machine's role be scoped to ``training-job/cxr-*``.
+    """
+    tail = "-".join(p for p in (run_id, kind, model.replace("_", "-")) if p)
+    room = _JOB_NAME_MAX - len(JOB_NAME_PREFIX) - len(tail) - 1
+    return f"{JOB_NAME_PREFIX}{exp.name[:room].rstrip('-')}-{tail}"
+
+
+def _s3(uri: str, field: str) -> str:
+    if not uri.startswith("s3://") or len(uri) <= len("s3://"):
+        raise ExperimentError(f"{field}: {uri!r} is not an s3:// URI (take it from the stack's outputs)")
+    return uri.rstrip("/")
+
+
+def cloud_source_uris(exp: Experiment, raw_uri: str) -> list[str]:
+    """Each ETL source as an s3:// URI; relative ones resolve against the raw-data bucket."""
+    raw_uri = _s3(raw_uri, "raw_uri")
+    uris = []
+    for i, src in enumerate(exp.etl.sources):
+        if src.uri.startswith("s3://"):
+            uris.append(src.uri.rstrip("/"))
+        elif src.uri.startswith("/") or "://" in src.uri:
+            raise ExperimentError(
+                f"experiment '{exp.name}': field 'etl.sources.{i}.uri' is {src.uri!r}, which the "
+                "cloud cannot read; use a path relative to the raw-data bucket or an s3:// URI"
+            )
+        else:
+            uris.append(f"{raw_uri}/{src.uri.strip('/')}")
+    return uris
+
+
+def state_machine_input(
+    exp: Experiment, *, raw_uri: str, datasets_uri: str, artifacts_uri: str, run_id: str
+) -> dict[str, Any]:
+    """The execution input of one experiment run (pure: same arguments, same dict).
+
+    ``raw_uri``, ``datasets_uri`` and ``artifacts_uri`` are the stack's bucket URIs (its outputs), with an
+    optional prefix. The dataset lives at ``<datasets_uri>/datasets/<dataset key>`` so an unchanged ETL
+    configuration finds its finished dataset and the state machine skips the ETL.
+    """
+    if not _RUN_ID.match(run_id):
+        raise ExperimentError(
+            f"run id {run_id!r}: use 1-24 lower-case letters, digits and '-' (see new_run_id)"
+        )
+    if exp.evaluation.external_tests:
+        raise ExperimentError(
+            f"experiment '{exp.name}': field 'evaluation.external_tests' is not supported in the "
+            "cloud pipeline yet; run it locally or remove the field"
+        )
+    datasets_uri = _s3(datasets_uri, "datasets_uri")
+    bucket, _, prefix = datasets_uri[len("s3://") :].partition("/")
+    dataset_prefix = "/".join(p for p in (prefix, "datasets", exp.dataset_key()) if p)
+    dataset_uri = f"s3://{bucket}/{dataset_prefix}"
+    run_uri = f"{_s3(artifacts_uri, 'artifacts_uri')}/runs/{exp.name}/{run_id}"
+    tmp_uri = f"{_s3(artifacts_uri, 'artifacts_uri')}/tmp/checkpoints/{exp.name}/{run_id}"
+    models = [
+        {
+            "model": model,
+            "trainingJobName": _job_name(exp, run_id, "train", model),
+            "hyperparameters": training_hyperparameters(exp, model),
+            "outputUri": f"{run_uri}/training",
+            "checkpointUri": f"{tmp_uri}/{model}",
+            "evaluationJobName": _job_name(exp, run_id, "eval", model),
+            "evaluationUri": f"{run_uri}/evaluation/{model}",
+        }
+        for model in exp.training.models
+    ]
+    return {
+        "version": INPUT_VERSION,
+        "experiment": exp.name,
+        "runId": run_id,
+        "task": exp.training.task,
+        "dataset": {
+            "key": exp.dataset_key(),
+            "uri": dataset_uri,
+            "bucket": bucket,
+            "manifestKey": f"{dataset_prefix}/manifest.json",
+        },
+        "etl": {
+            "stepArguments": [ETL_COMMAND, *etl_arguments(exp, cloud_source_uris(exp, raw_uri), dataset_uri)]
+        },
+        "models": models,
+        "evaluation": {
+            "arguments": [
+                *evaluation_arguments(exp),
+                f"--model-dir={EVALUATION_MODEL_DIR}",
+                f"--dataset={EVALUATION_DATASET_DIR}",
+                f"--output-dir={EVALUATION_OUTPUT_DIR}",
+            ]
+        },
+        "report": {
+            "jobName": _job_name(exp, run_id, "report"),
+            "evaluationsUri": f"{run_uri}/evaluation",
+            "uri": f"{run_uri}/report",
+            "arguments": [
+                "report",
+                f"--evaluations={REPORT_EVALUATIONS_DIR}",
+                f"--dataset={REPORT_DATASET_DIR}",
+                f"--output-dir={REPORT_OUTPUT_DIR}",
+                f"--experiment={exp.name}",
+            ],
+        },
+    }
+
+
+def etl_arguments_of(payload: dict[str, Any]) -> list[str]:
+    """The ``cxr etl`` arguments inside an execution input (what the EMR step passes to the ETL)."""
+    return list(payload["etl"]["stepArguments"][1:])
+
+
+_MISSING = object()
+_PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+def _lookup(document: Any, path: str) -> Any:
+    """The value at a simple JSONPath (``$.a.b[0].c``), or ``_MISSING``."""
+    value = document
+    for key, index in _PATH_PART.findall(path[1:]):
+        if key and isinstance(value, dict) and key in value:
+            value = value[key]
+        elif index and isinstance(value, list) and int(index) < len(value):
+            value = value[int(index)]
+        else:
+            return _MISSING
+    return value
+
+
+def rule_holds(rule: InputRule, document: Any) -> bool:
+    """The Python twin of the Choice conditions the state machine builds from ``rule``."""
+    value = _lookup(document, rule.path)
+    if value is _MISSING:
+        return False
+    if rule.kind == "present":
+        return True
+    if rule.kind == "equals":
+        return type(value) is type(rule.values[0]) and value == rule.values[0]
+    if not isinstance(value, str):
+        return False
+    if rule.kind == "one_of":
+        return value in rule.values
+    if rule.kind == "matches":
+        return fnmatch.fnmatchcase(value, rule.values[0])
+    return True
+
+
+def validate_state_machine_input(payload: Any) -> list[str]:
+    """Every problem the state machine's first states reject ``payload`` for (the first one fails it)."""
+    problems = [rule.message for rule in INPUT_RULES if not rule_holds(rule, payload)]
+    models = payload.get("models") if isinstance(payload, dict) else None
+    for i, item in enumerate(models if isinstance(models, list) else []):
+        problems += [f"models[{i}]: {rule.message}" for rule in MODEL_RULES if not rule_holds(rule, item)]
+    return problems

@@ -1,0 +1,110 @@
+"""Test-only: run the synthesized state machine in moto with mocked EMR and SageMaker task results.
+
+moto 5.2.5 interprets state machines (Map, Choice, Catch, Retry, aws-sdk tasks against its own mocks)
+but refuses the optimised `.sync` EMR and SageMaker integrations and never hands its interpreter the
+Step Functions Local-style mock test case it supports. Two patches (see shared/ENGINEERING.md) fix
+both; a third lets a mocked task fail for chosen Map items only (moto picks mocks by retry count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_unsupported,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.mocking.mock_config import (
+    MockedResponseReturn,
+    MockedResponseThrow,
+    MockTestCase,
+    StateMockedResponses,
+)
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/cxr-test-state-machine"
+
+
+@dataclass
+class Mocks:
+    """Per state: the result it returns or the (error, cause) it throws; ``fail_items``: chosen Map items."""
+
+    returns: dict[str, Any] = field(default_factory=dict)
+    throws: dict[str, tuple[str, str]] = field(default_factory=dict)
+    fail_items: dict[str, tuple[str, set[str], str, str]] = field(default_factory=dict)
+
+    def test_case(self) -> MockTestCase:
+        responses = [
+            StateMockedResponses(name, f"{name}Return", [MockedResponseReturn(0, 0, payload)])
+            for name, payload in self.returns.items()
+        ]
+        responses += [
+            StateMockedResponses(name, f"{name}Throw", [MockedResponseThrow(0, 0, error, cause)])
+            for name, (error, cause) in self.throws.items()
+        ]
+        return MockTestCase("cxr", "test", responses)
+
+
+@contextlib.contextmanager
+def mocked_tasks(monkeypatch: pytest.MonkeyPatch, mocks: Mocks) -> Iterator[None]:
+    monkeypatch.setattr(
+        state_task_service_unsupported,
+        "_SUPPORTED_INTEGRATION_PATTERNS",
+        {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync},
+    )
+    original_init = ExecutionWorker.__init__
+
+    def init_with_mocks(self, *args, **kwargs):
+        kwargs["mock_test_case"] = kwargs.get("mock_test_case") or mocks.test_case()
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExecutionWorker, "__init__", init_with_mocks)
+    original_response = Environment.get_current_mocked_response
+
+    def response_per_item(self):
+        rule = mocks.fail_items.get(self.next_state_name)
+        if rule:
+            path, values, error, cause = rule
+            value = self.states.get_input()
+            for key in path.split("."):
+                value = value[key]
+            if value in values:
+                return MockedResponseThrow(0, 0, error, cause)
+        return original_response(self)
+
+    monkeypatch.setattr(Environment, "get_current_mocked_response", response_per_item)
+    yield
+
+
+@dataclass
+class Run:
+    status: str
+    entered: list[str]
+    error: str | None
+    cause: str | None
+    output: Any
+
+
+def run_execution(
+    sfn_client, definition: dict[str, Any], payload: dict[str, Any], *, timeout_s: float = 60
+) -> Run:
+    """Creates the state machine in moto, runs one execution to its end, returns the states it entered."""
+    machine = sfn_client.create_state_machine(name="cxr", definition=json.dumps(definition), roleArn=ROLE_ARN)
+    arn = sfn_client.start_execution(
+        stateMachineArn=machine["stateMachineArn"], name="cxr-test-run", input=json.dumps(payload)
+    )["executionArn"]
+    deadline = time.monotonic() + timeout_s
+    while (described := sfn_client.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not finish in time"
+        time.sleep(0.05)
+    events = sfn_client.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    output = json.loads(described["output"]) if described.get("output") else None
+    return Run(described["status"], entered, described.get("error"), described.get("cause"), output)

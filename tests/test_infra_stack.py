@@ -1,0 +1,324 @@
+"""The synthesized template: storage, cluster settings, roles, checks (one synth per process)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from tests.cdk_support import all_states, definition, resources, synthesize
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return synthesize()
+
+
+@pytest.fixture(scope="module")
+def template(synth) -> Template:
+    return Template.from_json(synth.template)
+
+
+@pytest.fixture(scope="module")
+def states(synth) -> dict:
+    return all_states(definition(synth.template)["States"])
+
+
+@pytest.fixture(scope="module")
+def variant():
+    """One more synth with changed context: 3 core nodes, spot, network isolation, VPC mode."""
+    return synthesize(
+        nag=False,
+        emrCoreInstanceCount="3",
+        useSpot="true",
+        networkIsolation=True,
+        trainingInVpc=True,
+        trainingInstanceType="ml.g5.2xlarge",
+    )
+
+
+def test_nag_packs_report_nothing_unacknowledged(synth):
+    """AwsSolutions + HIPAA Security ran (the synth raises on an unacknowledged finding); no error left."""
+    report = json.loads((synth.outdir / "validation-report.json").read_text())
+    plugins = {p["pluginName"]: p for p in report["pluginReports"]}
+    assert {"AwsSolutions", "HIPAA.Security"} <= set(plugins)
+    for plugin in plugins.values():
+        assert plugin["conclusion"] == "success" and plugin["violations"] == [], plugin["violations"]
+    acknowledged = [v for p in plugins.values() for v in p.get("suppressedViolations", [])]
+    assert acknowledged, "no acknowledged finding at all: did the packs run?"
+    assert all(len(v["reason"]) > 40 for v in acknowledged), "every acknowledgement needs a real reason"
+
+
+def test_cfn_lint_reports_nothing(synth):
+    """cfn-lint, with the checks .cfnlintrc ignores (and says why), finds nothing in the template."""
+    import yaml
+    from cfnlint.api import ManualArgs, lint
+
+    from tests.cdk_support import ROOT
+
+    ignored = yaml.safe_load((ROOT / ".cfnlintrc").read_text())["ignore_checks"]
+    path = next(synth.outdir.glob("*.template.json"))
+    matches = lint(path.read_text(), config=ManualArgs(ignore_checks=ignored, regions=["us-east-1"]))
+    assert not matches, "\n".join(str(m) for m in matches)
+
+
+def test_every_data_bucket_uses_the_stack_key_and_is_private(template):
+    """Raw, datasets and artifacts: SSE-KMS with the stack's key, versioned, public access blocked, logged."""
+    buckets = template.find_resources(
+        "AWS::S3::Bucket",
+        {
+            "Properties": {
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {
+                            "ServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "aws:kms",
+                                "KMSMasterKeyID": {
+                                    "Fn::GetAtt": [Match.string_like_regexp("StorageKey"), "Arn"]
+                                },
+                            },
+                        }
+                    ]
+                }
+            }
+        },
+    )
+    assert len(buckets) == 3
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+        assert "LoggingConfiguration" in props
+        assert any(
+            r.get("Prefix") == "tmp/" and r.get("ExpirationInDays")
+            for r in props["LifecycleConfiguration"]["Rules"]
+        )
+
+
+def test_every_bucket_denies_plain_http(template):
+    """Each of the four buckets has a policy denying aws:SecureTransport=false."""
+    policies = template.find_resources(
+        "AWS::S3::BucketPolicy",
+        {
+            "Properties": {
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                            )
+                        ]
+                    )
+                }
+            }
+        },
+    )
+    assert len(policies) == 4
+
+
+def test_key_rotation_is_on(template):
+    """The stack's KMS key rotates."""
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_cluster_runs_emr_5_32_with_spark_and_auto_termination(states):
+    """The paper's release, Spark, an idle auto-termination backstop, the security configuration, S3 logs."""
+    cluster = states["CreateCluster"]["Parameters"]
+    assert cluster["ReleaseLabel"] == "emr-5.32.0"
+    assert cluster["Applications"] == [{"Name": "Spark"}]
+    assert cluster["AutoTerminationPolicy"]["IdleTimeout"] == 30 * 60
+    assert cluster["SecurityConfiguration"].startswith("<Ref:EtlClusterSecurityConfiguration")
+    assert cluster["LogUri"].endswith("/logs/emr/")
+
+
+def test_cluster_instance_types_and_counts_follow_the_paper(states):
+    """Master 1x m5.xlarge, core 7x m5.2xlarge, on demand."""
+    groups = {
+        g["InstanceRole"]: g for g in states["CreateCluster"]["Parameters"]["Instances"]["InstanceGroups"]
+    }
+    assert (groups["MASTER"]["InstanceType"], groups["MASTER"]["InstanceCount"]) == ("m5.xlarge", 1)
+    assert (groups["CORE"]["InstanceType"], groups["CORE"]["InstanceCount"]) == ("m5.2xlarge", 7)
+
+
+def test_cluster_nodes_get_an_instance_profile_of_the_instance_role(template, states):
+    """JobFlowRole names an instance profile that exists and holds the nodes' role."""
+    job_flow_role = states["CreateCluster"]["Parameters"]["JobFlowRole"]
+    (profile,) = resources(template.to_json(), "AWS::IAM::InstanceProfile").values()
+    role_ref = {"Ref": job_flow_role.removeprefix("<Ref:").removesuffix(">")}
+    assert profile["Properties"] == {"InstanceProfileName": role_ref, "Roles": [role_ref]}
+
+
+def test_bootstrap_installs_pinned_packages_then_the_etl_code(states):
+    """Two bootstrap actions: jobs/etl/emr-bootstrap.sh with emr-requirements.txt, then the job code."""
+    actions = states["CreateCluster"]["Parameters"]["BootstrapActions"]
+    assert [a["Name"] for a in actions] == ["install-etl-packages", "install-etl-code"]
+    assert actions[0]["ScriptBootstrapAction"]["Args"][0].endswith(".txt")
+    package, script, command = actions[1]["ScriptBootstrapAction"]["Args"]
+    assert package.endswith(".zip") and script.endswith(".py") and command == "/home/hadoop/cxr/run-etl"
+
+
+def test_security_configuration_encrypts_s3_and_local_disks_with_the_key(template):
+    """At rest: SSE-KMS for EMRFS and KMS local-disk + EBS encryption; in transit off without certificates."""
+    (config,) = resources(template.to_json(), "AWS::EMR::SecurityConfiguration").values()
+    encryption = config["Properties"]["SecurityConfiguration"]["EncryptionConfiguration"]
+    at_rest = encryption["AtRestEncryptionConfiguration"]
+    assert at_rest["S3EncryptionConfiguration"]["EncryptionMode"] == "SSE-KMS"
+    assert at_rest["LocalDiskEncryptionConfiguration"]["EnableEbsEncryption"] is True
+    assert encryption["EnableInTransitEncryption"] is False
+
+
+def test_training_job_uses_p3_8xlarge_and_the_key_for_volume_and_output(states):
+    """ml.p3.8xlarge x1, VolumeKmsKeyId and output KmsKeyId = the stack's key, checkpoints, max runtime."""
+    train = states["Train"]["Parameters"]
+    assert (train["ResourceConfig"]["InstanceType"], train["ResourceConfig"]["InstanceCount"]) == (
+        "ml.p3.8xlarge",
+        1,
+    )
+    assert train["ResourceConfig"]["VolumeKmsKeyId"].startswith("<GetAtt:StorageKey")
+    assert train["OutputDataConfig"]["KmsKeyId"].startswith("<GetAtt:StorageKey")
+    assert train["CheckpointConfig"] == {"S3Uri.$": "$.item.checkpointUri"}
+    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
+    assert train["EnableManagedSpotTraining"] is False and train["EnableNetworkIsolation"] is False
+
+
+def test_evaluation_and_report_jobs_encrypt_volume_and_output(states):
+    """Both processing jobs: KMS for the volume and the output."""
+    for name in ("Evaluate", "Report"):
+        job = states[name]["Parameters"]
+        assert job["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"].startswith("<GetAtt:StorageKey")
+        assert job["ProcessingOutputConfig"]["KmsKeyId"].startswith("<GetAtt:StorageKey")
+
+
+def test_metric_definitions_match_the_training_metric_lines(states):
+    """SageMaker's regexes read back exactly what jobs.metric_lines prints."""
+    import re
+
+    from jobs.metric_lines import METRIC_NAMES, format_metric_line
+
+    definitions = states["Train"]["Parameters"]["AlgorithmSpecification"]["MetricDefinitions"]
+    assert [d["Name"] for d in definitions] == list(METRIC_NAMES)
+    for d in definitions:
+        line = format_metric_line(d["Name"], 0.0123)
+        assert [float(m) for m in re.findall(d["Regex"], f"noise {line} noise")] == [0.0123]
+
+
+def test_context_changes_the_template(states, variant):
+    """3 core nodes, spot, isolation and VPC mode from context all reach the definition."""
+    changed = all_states(definition(variant.template)["States"])
+    core = [
+        g
+        for g in changed["CreateCluster"]["Parameters"]["Instances"]["InstanceGroups"]
+        if g["InstanceRole"] == "CORE"
+    ]
+    assert core[0]["InstanceCount"] == 3
+    train = changed["Train"]["Parameters"]
+    assert train["EnableManagedSpotTraining"] is True
+    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 172800}
+    assert train["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge"
+    assert changed != states
+
+
+def test_network_isolation_and_vpc_reach_every_job_when_enabled(variant):
+    """With networkIsolation and trainingInVpc: all three jobs isolated, in the isolated subnets."""
+    changed = all_states(definition(variant.template)["States"])
+    assert changed["Train"]["Parameters"]["EnableNetworkIsolation"] is True
+    assert len(changed["Train"]["Parameters"]["VpcConfig"]["Subnets"]) == 2
+    for name in ("Evaluate", "Report"):
+        network = changed[name]["Parameters"]["NetworkConfig"]
+        assert network["EnableNetworkIsolation"] is True and network["VpcConfig"]["SecurityGroupIds"]
+
+
+def test_state_machine_logs_all_to_an_encrypted_group_and_traces(template):
+    """Logging level ALL with execution data, X-Ray tracing; the log group has the key and a retention."""
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+            "TracingConfiguration": {"Enabled": True},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {"KmsKeyId": {"Fn::GetAtt": [Match.string_like_regexp("StorageKey"), "Arn"]}, "RetentionInDays": 365},
+    )
+
+
+def test_no_aws_managed_policy_except_the_emr_service_policy(template):
+    """Only the EMR service role carries an AWS managed policy (the tag-scoped v2 one)."""
+    managed = [
+        arn
+        for role in resources(template.to_json(), "AWS::IAM::Role").values()
+        for arn in role["Properties"].get("ManagedPolicyArns", [])
+    ]
+    assert [json.dumps(a) for a in managed] == [
+        json.dumps(
+            {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        ":iam::aws:policy/service-role/AmazonEMRServicePolicy_v2",
+                    ],
+                ]
+            }
+        )
+    ]
+
+
+def test_no_policy_grants_a_whole_service(template):
+    """No statement allows "*" or "<service>:*" actions: every role lists the calls it makes."""
+    kinds = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+    actions = [
+        action
+        for kind in kinds
+        for policy in resources(template.to_json(), kind).values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    ]
+    assert actions and not [a for a in actions if a == "*" or a.endswith(":*")]
+
+
+def test_outputs_name_the_buckets_and_the_state_machine(template):
+    """The outputs cxr start/status/results read."""
+    from infra.stack import (
+        OUTPUT_ARTIFACTS_BUCKET,
+        OUTPUT_DATASETS_BUCKET,
+        OUTPUT_RAW_BUCKET,
+        OUTPUT_STATE_MACHINE,
+    )
+
+    outputs = template.to_json()["Outputs"]
+    assert {OUTPUT_RAW_BUCKET, OUTPUT_DATASETS_BUCKET, OUTPUT_ARTIFACTS_BUCKET, OUTPUT_STATE_MACHINE} <= set(
+        outputs
+    )
+
+
+def _imported_modules(module: str, root, seen: set[str]) -> set[str]:
+    """Every module ``module`` imports, following the repository's own modules (infra.*, jobs.*)."""
+    import ast
+
+    path = root.joinpath(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            found.add(name)
+            local = name.split(".")[0] in ("infra", "jobs")
+            if local and name not in seen and (root / f"{name.replace('.', '/')}.py").exists():
+                seen.add(name)
+                found |= _imported_modules(name, root, seen)
+    return found
+
+
+def test_synth_never_imports_tensorflow_or_pyspark():
+    """app.py and everything it imports from infra/ and jobs/ import neither TensorFlow, Keras nor PySpark."""
+    from tests.cdk_support import ROOT
+
+    imported = _imported_modules("app", ROOT, set())
+    assert "infra.stack" in imported and "jobs.experiment" in imported
+    assert not {m.split(".")[0] for m in imported} & {"tensorflow", "keras", "pyspark"}

@@ -1,0 +1,152 @@
+"""The synthesized state machine, executed in moto with mocked EMR and SageMaker results: which states run."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from jobs.experiment import parse_experiment
+from jobs.pipeline_input import state_machine_input, validate_state_machine_input
+from tests.cdk_support import executable_definition, synthesize
+from tests.sfn_support import Mocks, mocked_tasks, run_execution
+
+DATASETS_BUCKET = "cxr-datasets-test"
+EMR_STARTED = {"CreateCluster", "RunEtlStep", "TerminateCluster", "TerminateClusterAfterFailure"}
+JOBS = {"Train", "Evaluate", "Report"}
+# moto refuses mocked errors named States.*; real `.sync` failures (States.TaskFailed) are caught alike.
+STEP_FAILED = ("EMR.StepFailed", "cxr etl: error: too few usable images")
+JOB_FAILED = ("SageMaker.TrainingJobFailed", "AlgorithmError: densenet121 ran out of memory")
+
+
+@pytest.fixture(scope="module")
+def machine() -> dict:
+    return executable_definition(synthesize().template)
+
+
+@pytest.fixture()
+def payload() -> dict:
+    exp = parse_experiment(
+        {
+            "name": "moto-run",
+            "etl": {
+                "sources": [{"kind": "cohen", "uri": "cohen"}, {"kind": "nih", "uri": "nih"}],
+                "image_size": 64,
+            },
+            "training": {"task": "binary", "models": ["small_cnn", "densenet121"]},
+        }
+    )
+    return state_machine_input(
+        exp,
+        raw_uri="s3://cxr-raw-test",
+        datasets_uri=f"s3://{DATASETS_BUCKET}",
+        artifacts_uri="s3://cxr-artifacts-test",
+        run_id="20260101-000000",
+    )
+
+
+def _happy_mocks() -> Mocks:
+    return Mocks(
+        returns={
+            "CreateCluster": {"ClusterId": "j-TESTCLUSTER"},
+            "RunEtlStep": {"Step": {"Status": {"State": "COMPLETED"}}},
+            "TerminateCluster": {},
+            "TerminateClusterAfterFailure": {},
+            "Train": {
+                "ModelArtifacts": {"S3ModelArtifacts": "s3://cxr-artifacts-test/model.tar.gz"},
+                "TrainingJobName": "cxr-job",
+            },
+            "Evaluate": {"ProcessingJobName": "cxr-eval"},
+            "Report": {"ProcessingJobName": "cxr-report"},
+        }
+    )
+
+
+def _execute(monkeypatch, machine, payload, mocks: Mocks, *, dataset_exists: bool = False):
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        mocked_tasks(monkeypatch, mocks),
+    ):
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=DATASETS_BUCKET)
+        if dataset_exists:
+            s3.put_object(Bucket=DATASETS_BUCKET, Key=payload["dataset"]["manifestKey"], Body=b"{}")
+        return run_execution(boto3.client("stepfunctions", region_name="us-east-1"), machine, payload)
+
+
+def test_happy_path_runs_etl_then_each_model_then_report(monkeypatch, machine, payload):
+    """A new dataset: cluster, ETL step, terminate, a training and an evaluation per model, the report."""
+    run = _execute(monkeypatch, machine, payload, _happy_mocks())
+    assert run.status == "SUCCEEDED", run.cause
+    assert (
+        run.entered.index("CreateCluster")
+        < run.entered.index("RunEtlStep")
+        < run.entered.index("TerminateCluster")
+        < run.entered.index("TrainAndEvaluateModels")
+        < run.entered.index("Report")
+    )
+    assert run.entered.count("Train") == run.entered.count("Evaluate") == len(payload["models"])
+    assert run.entered[-1] == "Done"
+
+
+def test_existing_dataset_skips_the_cluster(monkeypatch, machine, payload):
+    """manifest.json already at the dataset's prefix: no cluster, straight to training."""
+    run = _execute(monkeypatch, machine, payload, _happy_mocks(), dataset_exists=True)
+    assert run.status == "SUCCEEDED", run.cause
+    assert not EMR_STARTED & set(run.entered)
+    assert run.entered.count("Train") == len(payload["models"])
+
+
+def test_failing_etl_step_terminates_the_cluster_and_fails(monkeypatch, machine, payload):
+    """The ETL step fails: the cluster is terminated, no job starts, the execution fails with EtlFailed."""
+    mocks = _happy_mocks()
+    del mocks.returns["RunEtlStep"]
+    mocks.throws["RunEtlStep"] = STEP_FAILED
+    run = _execute(monkeypatch, machine, payload, mocks)
+    assert (run.status, run.error) == ("FAILED", "EtlFailed")
+    assert "TerminateClusterAfterFailure" in run.entered and "TerminateCluster" not in run.entered
+    assert not JOBS & set(run.entered)
+    assert "j-TESTCLUSTER" in run.cause and STEP_FAILED[1] in run.cause
+
+
+def test_cluster_that_fails_to_start_fails_before_any_step(monkeypatch, machine, payload):
+    """CreateCluster fails: no step, no job; EMR has already terminated a cluster that failed to start."""
+    mocks = _happy_mocks()
+    del mocks.returns["CreateCluster"]
+    mocks.throws["CreateCluster"] = (
+        "EMR.ClusterTerminatedWithErrors",
+        "bootstrap action 1 returned a non-zero return code",
+    )
+    run = _execute(monkeypatch, machine, payload, mocks)
+    assert (run.status, run.error) == ("FAILED", "ClusterStartFailed")
+    assert "RunEtlStep" not in run.entered and not JOBS & set(run.entered)
+    assert "bootstrap action" in run.cause
+
+
+def test_one_failing_training_job_fails_the_run_after_the_cluster_is_gone(monkeypatch, machine, payload):
+    """densenet121's training job fails: the Map fails into ModelFailed, no report; the cluster is gone."""
+    mocks = _happy_mocks()
+    mocks.fail_items["Train"] = ("item.model", {"densenet121"}, *JOB_FAILED)
+    run = _execute(monkeypatch, machine, payload, mocks)
+    assert (run.status, run.error) == ("FAILED", "ModelFailed")
+    assert "TerminateCluster" in run.entered and "Report" not in run.entered
+    assert JOB_FAILED[1] in run.cause
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda p: p["models"][1].update(model="alexnet"), id="unknown-model"),
+        pytest.param(lambda p: p.update(task="segmentation"), id="unknown-task"),
+        pytest.param(lambda p: p.pop("dataset"), id="missing-dataset"),
+        pytest.param(lambda p: p["etl"]["stepArguments"].__delitem__(slice(1, 3)), id="missing-sources"),
+    ],
+)
+def test_invalid_input_fails_first_with_the_validator_message(monkeypatch, machine, payload, change):
+    """A bad input fails in the validation states with the Python validator's first message."""
+    change(payload)
+    expected = validate_state_machine_input(payload)
+    run = _execute(monkeypatch, machine, payload, _happy_mocks())
+    assert (run.status, run.error) == ("FAILED", "InvalidInput")
+    assert run.cause == expected[0].removeprefix("models[1]: ")
+    assert not (EMR_STARTED | JOBS | {"FindDataset"}) & set(run.entered)

@@ -1,0 +1,166 @@
+"""The execution input built from an experiment, its validator, the metric-line contract (no CDK)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pytest
+
+from jobs.experiment import (
+    ExperimentError,
+    etl_arguments,
+    evaluation_arguments,
+    parse_experiment,
+    training_hyperparameters,
+)
+from jobs.metric_lines import METRIC_NAMES, format_metric_line, metric_definitions, metric_regex
+from jobs.pipeline_input import (
+    ETL_COMMAND,
+    INPUT_RULES,
+    cloud_source_uris,
+    etl_arguments_of,
+    execution_name,
+    new_run_id,
+    state_machine_input,
+    validate_state_machine_input,
+)
+
+RUN = "20260101-120000"
+LOCATIONS = {
+    "raw_uri": "s3://raw-bucket",
+    "datasets_uri": "s3://datasets-bucket",
+    "artifacts_uri": "s3://artifacts-bucket",
+    "run_id": RUN,
+}
+
+
+@pytest.fixture()
+def experiment():
+    return parse_experiment(
+        {
+            "name": "paper-binary",
+            "etl": {
+                "sources": [{"kind": "cohen", "uri": "cohen"}, {"kind": "nih", "uri": "s3://other/nih/"}],
+                "caps": {"COVID-19": 196, "Normal": 500},
+            },
+            "training": {"task": "binary", "models": ["resnet50", "small_cnn"]},
+        }
+    )
+
+
+def test_input_carries_the_local_runners_arguments_exactly(experiment):
+    """ETL args, hyperparameters and evaluation args are those of jobs.experiment, with s3:// locations."""
+    payload = state_machine_input(experiment, **LOCATIONS)
+    sources = ["s3://raw-bucket/cohen", "s3://other/nih"]
+    assert etl_arguments_of(payload) == etl_arguments(experiment, sources, payload["dataset"]["uri"])
+    assert payload["etl"]["stepArguments"][0] == ETL_COMMAND
+    for item, model in zip(payload["models"], experiment.training.models, strict=True):
+        assert item["model"] == model and item["hyperparameters"] == training_hyperparameters(
+            experiment, model
+        )
+    assert payload["evaluation"]["arguments"][:2] == evaluation_arguments(experiment)
+
+
+def test_dataset_location_is_keyed_by_the_etl_settings(experiment):
+    """Same ETL settings, same dataset prefix (so a finished ETL is found and skipped)."""
+    payload = state_machine_input(experiment, **LOCATIONS)
+    key = experiment.dataset_key()
+    assert payload["dataset"] == {
+        "key": key,
+        "uri": f"s3://datasets-bucket/datasets/{key}",
+        "bucket": "datasets-bucket",
+        "manifestKey": f"datasets/{key}/manifest.json",
+    }
+
+
+def test_input_is_a_pure_function_of_its_arguments(experiment):
+    """Same experiment and locations, same JSON; another run id changes only run-specific names."""
+    first, again = state_machine_input(experiment, **LOCATIONS), state_machine_input(experiment, **LOCATIONS)
+    assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
+    other = state_machine_input(experiment, **{**LOCATIONS, "run_id": "20260101-120001"})
+    assert (
+        other["dataset"] == first["dataset"]
+        and other["models"][0]["trainingJobName"] != first["models"][0]["trainingJobName"]
+    )
+
+
+def test_job_names_fit_sagemaker_limits_even_for_long_names(experiment):
+    """Job names: cxr- prefix, at most 63 characters of [a-zA-Z0-9-], distinct per model and kind."""
+    long = experiment.model_copy(update={"name": "a" * 63})
+    payload = state_machine_input(long, **LOCATIONS)
+    names = [m[k] for m in payload["models"] for k in ("trainingJobName", "evaluationJobName")]
+    names.append(payload["report"]["jobName"])
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert re.fullmatch(r"cxr-[a-zA-Z0-9](-*[a-zA-Z0-9]){0,58}", name) and len(name) <= 63, name
+    assert len(execution_name(long, RUN)) <= 80
+
+
+def test_valid_input_has_no_problems(experiment):
+    """The builder's output passes its own validator."""
+    assert validate_state_machine_input(state_machine_input(experiment, **LOCATIONS)) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda p: p.update(task="segmentation"), "'task'"),
+        (lambda p: p["models"][0].update(model="alexnet"), "models[0]: input field 'models[].model'"),
+        (lambda p: p.pop("dataset"), "'dataset.bucket'"),
+        (lambda p: p["etl"].update(stepArguments=[ETL_COMMAND, "--output=s3://x"]), "names no source"),
+        (lambda p: p.update(models=[]), "'models' is empty"),
+        (lambda p: p["etl"]["stepArguments"].__setitem__(0, "/bin/sh"), "must start with"),
+    ],
+)
+def test_validator_names_the_broken_field(experiment, change, field):
+    """Each broken input is reported with a message naming the field."""
+    payload = copy.deepcopy(state_machine_input(experiment, **LOCATIONS))
+    change(payload)
+    problems = validate_state_machine_input(payload)
+    assert problems and field in problems[0], problems
+
+
+def test_rules_have_unique_names_and_absolute_paths():
+    """Rule names become state names: they must be unique; paths are JSONPaths from the input root."""
+    assert len({r.name for r in INPUT_RULES}) == len(INPUT_RULES)
+    assert all(r.path.startswith("$.") for r in INPUT_RULES)
+
+
+def test_local_source_paths_are_refused_in_the_cloud(experiment):
+    """An absolute local path cannot be read by EMR: the message names the field and the fix."""
+    local = experiment.model_copy(
+        update={
+            "etl": experiment.etl.model_copy(
+                update={"sources": [experiment.etl.sources[0].model_copy(update={"uri": "/home/me/cohen"})]}
+            )
+        }
+    )
+    with pytest.raises(ExperimentError, match=r"etl\.sources\.0\.uri"):
+        cloud_source_uris(local, "s3://raw-bucket")
+
+
+def test_bad_run_id_and_locations_are_refused(experiment):
+    """Run ids must fit job names; bucket locations must be s3:// URIs."""
+    with pytest.raises(ExperimentError, match="run id"):
+        state_machine_input(experiment, **{**LOCATIONS, "run_id": "Run_1"})
+    with pytest.raises(ExperimentError, match="datasets_uri"):
+        state_machine_input(experiment, **{**LOCATIONS, "datasets_uri": "/tmp/datasets"})
+    assert re.fullmatch(r"\d{8}-\d{6}", new_run_id())
+
+
+def test_metric_lines_round_trip_through_their_regexes():
+    """Every metric printed by format_metric_line is read back by its own regex, and only by it."""
+    for name in METRIC_NAMES:
+        line = format_metric_line(name, 1.5e-05)
+        hits = [d["Name"] for d in metric_definitions() if re.search(d["Regex"], line)]
+        assert hits == [name]
+        assert float(re.search(metric_regex(name), line).group(1)) == 1.5e-05
+
+
+def test_metric_lines_refuse_unknown_names_and_non_finite_values():
+    with pytest.raises(ValueError, match="unknown metric"):
+        format_metric_line("f1", 0.5)
+    with pytest.raises(ValueError, match="not a finite number"):
+        format_metric_line("val_loss", float("nan"))
