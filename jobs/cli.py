@@ -72,7 +72,6 @@ def _run(argv: list[str]) -> int:
             return 3
     layout = runner.LocalLayout(args.runs_dir.resolve())
     steps = runner.plan(exp, layout, args.data_root)
-    runner.write_experiment_file(exp, layout)
     if args.container:
         steps = containers.in_container(steps)
     print(f"experiment {exp.name}: {len(steps)} steps, outputs in {layout.experiment(exp)}")

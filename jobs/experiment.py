@@ -1,7 +1,7 @@
 """The experiment: one validated description of a run, shared by the local runner and the cloud.
 
 Every entry point gets its arguments from here (``etl_arguments``, ``training_hyperparameters``,
-``evaluation_arguments``), so a local run and a Step Functions execution cannot drift apart.
+``evaluation_arguments``, ``report_arguments``), so a local run and a Step Functions execution cannot drift apart.
 """
 
 from __future__ import annotations
@@ -255,6 +255,21 @@ def hyperparameters_to_argv(hyperparameters: dict[str, str]) -> list[str]:
     return [f"--{key.replace('_', '-')}={value}" for key, value in sorted(hyperparameters.items())]
 
 
-def evaluation_arguments(exp: Experiment) -> list[str]:
+def evaluation_arguments(exp: Experiment, *, model_dir: str, data: str, output: str) -> list[str]:
+    """Arguments of ``evaluate`` (``cxr evaluate``): local paths here, the job's mount points in the cloud."""
     ev = exp.evaluation
-    return [f"--bootstrap-samples={ev.bootstrap_samples}", f"--gradcam-examples={ev.gradcam_examples}"]
+    return [
+        f"--model-dir={model_dir}",
+        f"--data={data}",
+        f"--output={output}",
+        f"--bootstrap-samples={ev.bootstrap_samples}",
+        f"--gradcam-examples={ev.gradcam_examples}",
+    ]
+
+
+def report_arguments(exp: Experiment, *, evaluations: str, dataset: str, output: str) -> list[str]:
+    """Arguments of ``cxr report``: a folder of per-model evaluations, the dataset (for its manifest)."""
+    args = [evaluations, f"--output={output}", f"--manifest={dataset}", f"--experiment-name={exp.name}"]
+    if exp.paper_reference:
+        args.append(f"--paper-reference={exp.paper_reference}")
+    return args

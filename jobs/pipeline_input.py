@@ -21,6 +21,7 @@ from jobs.experiment import (
     ExperimentError,
     etl_arguments,
     evaluation_arguments,
+    report_arguments,
     training_hyperparameters,
 )
 
@@ -278,12 +279,9 @@ def state_machine_input(
         },
         "models": models,
         "evaluation": {
-            "arguments": [
-                *evaluation_arguments(exp),
-                f"--model-dir={EVALUATION_MODEL_DIR}",
-                f"--dataset={EVALUATION_DATASET_DIR}",
-                f"--output-dir={EVALUATION_OUTPUT_DIR}",
-            ]
+            "arguments": evaluation_arguments(
+                exp, model_dir=EVALUATION_MODEL_DIR, data=EVALUATION_DATASET_DIR, output=EVALUATION_OUTPUT_DIR
+            )
         },
         "report": {
             "jobName": _job_name(exp, run_id, "report"),
@@ -291,10 +289,12 @@ def state_machine_input(
             "uri": f"{run_uri}/report",
             "arguments": [
                 "report",
-                f"--evaluations={REPORT_EVALUATIONS_DIR}",
-                f"--dataset={REPORT_DATASET_DIR}",
-                f"--output-dir={REPORT_OUTPUT_DIR}",
-                f"--experiment={exp.name}",
+                *report_arguments(
+                    exp,
+                    evaluations=REPORT_EVALUATIONS_DIR,
+                    dataset=REPORT_DATASET_DIR,
+                    output=REPORT_OUTPUT_DIR,
+                ),
             ],
         },
     }

@@ -20,6 +20,7 @@ from jobs.experiment import (
     etl_arguments,
     evaluation_arguments,
     hyperparameters_to_argv,
+    report_arguments,
     training_hyperparameters,
 )
 
@@ -67,10 +68,6 @@ class LocalLayout:
     def report(self, exp: Experiment) -> Path:
         return self.experiment(exp) / "report"
 
-    def experiment_file(self, exp: Experiment) -> Path:
-        """The resolved experiment, written next to its outputs: what the report quotes for reproduction."""
-        return self.experiment(exp) / "experiment.json"
-
 
 def resolve_source_uris(exp: Experiment, data_root: Path) -> list[str]:
     """Relative source URIs are relative to the data root (locally the sample folder; in AWS the raw bucket)."""
@@ -86,59 +83,44 @@ def resolve_source_uris(exp: Experiment, data_root: Path) -> list[str]:
 def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
     cli = [sys.executable, "-m", "jobs.cli"]
     dataset = layout.dataset(exp)
+    sources = resolve_source_uris(exp, data_root)
     steps = [
         Step(
             "etl",
-            [*cli, "etl", *etl_arguments(exp, resolve_source_uris(exp, data_root), str(dataset))],
+            [*cli, "etl", *etl_arguments(exp, sources, str(dataset))],
             dataset / "manifest.json",
+            exp.dataset_key(),
         )
     ]
     for model in exp.training.models:
         model_dir = layout.model(exp, model)
+        hyperparameters = hyperparameters_to_argv(training_hyperparameters(exp, model))
         steps.append(
             Step(
                 f"train {model}",
-                [
-                    *cli,
-                    "train",
-                    f"--data={dataset}",
-                    f"--model-dir={model_dir}",
-                    *hyperparameters_to_argv(training_hyperparameters(exp, model)),
-                ],
+                [*cli, "train", f"--data={dataset}", f"--model-dir={model_dir}", *hyperparameters],
                 model_dir / "config.json",
+                exp.model_key(model),
             )
         )
     for model in exp.training.models:
         out = layout.evaluation(exp, model)
+        arguments = evaluation_arguments(
+            exp, model_dir=str(layout.model(exp, model)), data=str(dataset), output=str(out)
+        )
         steps.append(
             Step(
                 f"evaluate {model}",
-                [
-                    *cli,
-                    "evaluate",
-                    f"--model-dir={layout.model(exp, model)}",
-                    f"--data={dataset}",
-                    f"--output={out}",
-                    *evaluation_arguments(exp),
-                ],
+                [*cli, "evaluate", *arguments],
                 out / "metrics.json",
+                exp.evaluation_key(model),
             )
         )
     report = layout.report(exp)
-    steps.append(
-        Step(
-            "report",
-            [
-                *cli,
-                "report",
-                str(layout.experiment(exp) / "evaluations"),
-                f"--output={report}",
-                f"--manifest={dataset}",
-                f"--experiment={layout.experiment_file(exp)}",
-            ],
-            report / "report.html",
-        )
+    arguments = report_arguments(
+        exp, evaluations=str(layout.experiment(exp) / "evaluations"), dataset=str(dataset), output=str(report)
     )
+    steps.append(Step("report", [*cli, "report", *arguments], report / "report.html", exp.report_key()))
     return steps
 
 
@@ -163,12 +145,6 @@ def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = prin
             f"{prefix}: finished in {time.time() - step_started:.0f} s (total {time.time() - started:.0f} s)"
         )
     return True
-
-
-def write_experiment_file(exp: Experiment, layout: LocalLayout) -> None:
-    path = layout.experiment_file(exp)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(exp.model_dump_json(indent=2))
 
 
 def _figure(value: float | None, ci: list[float] | None = None) -> str:

@@ -18,6 +18,9 @@ from jobs.experiment import (
 from jobs.metric_lines import METRIC_NAMES, format_metric_line, metric_definitions, metric_regex
 from jobs.pipeline_input import (
     ETL_COMMAND,
+    EVALUATION_DATASET_DIR,
+    EVALUATION_MODEL_DIR,
+    EVALUATION_OUTPUT_DIR,
     INPUT_RULES,
     cloud_source_uris,
     etl_arguments_of,
@@ -60,7 +63,9 @@ def test_input_carries_the_local_runners_arguments_exactly(experiment):
         assert item["model"] == model and item["hyperparameters"] == training_hyperparameters(
             experiment, model
         )
-    assert payload["evaluation"]["arguments"][:2] == evaluation_arguments(experiment)
+    assert payload["evaluation"]["arguments"] == evaluation_arguments(
+        experiment, model_dir=EVALUATION_MODEL_DIR, data=EVALUATION_DATASET_DIR, output=EVALUATION_OUTPUT_DIR
+    )
 
 
 def test_dataset_location_is_keyed_by_the_etl_settings(experiment):

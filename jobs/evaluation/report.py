@@ -137,7 +137,7 @@ def build_report(
             "paper_headline": paper_headline(reference),
             "models": [model_summary(ev, d, reference) for d, ev in evaluations.items()],
             "dataset": dataset,
-            "experiment_file": experiment or None,
+            "experiment_settings": experiment or None,
         }
     )
     return report, evaluations
@@ -443,17 +443,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--manifest", help="the ETL manifest.json (default: found in FOLDER or via the models' dataset)"
     )
-    p.add_argument("--experiment", help="experiment file (experiments/*.json): its name and paper_reference")
+    p.add_argument("--experiment-name", help="the experiment's name (default: the folder's name)")
+    p.add_argument(
+        "--paper-reference",
+        choices=("binary", "multiclass", "densenet121-three-stage"),
+        help="the paper's experiment this one reproduces: its figures are shown beside ours",
+    )
     args = p.parse_args(argv)
-    experiment = None
-    if args.experiment:
-        from jobs.experiment import ExperimentError, load_experiment
-
-        try:
-            experiment = load_experiment(args.experiment).model_dump(mode="json")
-        except ExperimentError as exc:
-            print(f"cxr report: {exc}", file=sys.stderr)
-            return 2
+    experiment = {"name": args.experiment_name, "paper_reference": args.paper_reference}
+    experiment = {k: v for k, v in experiment.items() if v} or None
     folder = Path(args.folder)
     output = Path(args.output) if args.output else folder / "report"
     try:
