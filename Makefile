@@ -29,6 +29,7 @@ lint: setup
 
 synth: setup
 	npx cdk synth --quiet > /dev/null
+	.venv/bin/cfn-lint
 
 test: setup lint synth
 	.venv/bin/pytest -q
