@@ -13,8 +13,15 @@ def _etl(argv: list[str]) -> int:
     return spark_job.main(argv, session_factory=spark_job.local_session)
 
 
+def _train(argv: list[str]) -> int:
+    from jobs.training import entry
+
+    return entry.main(argv)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "etl": ("PySpark ETL: raw sources -> Parquet dataset + manifest.json", _etl),
+    "train": ("train one model: dataset -> model.keras + history.json + config.json", _train),
 }
 
 
