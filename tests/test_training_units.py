@@ -53,8 +53,14 @@ def test_builtin_schedule_name_is_accepted():
     ("raw", "message"),
     [
         ({"model": "resnet18", "task": "binary"}, "hyperparameter 'model'"),
-        ({"model": "vgg19", "task": "binary", "schedule": '[{"epochs": 1, "learning_rate": -0.1, '
-          '"trainable": "head"}]'}, "'schedule' stage 0 field 'learning_rate'"),
+        (
+            {
+                "model": "vgg19",
+                "task": "binary",
+                "schedule": '[{"epochs": 1, "learning_rate": -0.1, "trainable": "head"}]',
+            },
+            "'schedule' stage 0 field 'learning_rate'",
+        ),
         ({"model": "vgg19", "task": "binary", "schedule": "[]"}, "at least one stage"),
         ({"model": "vgg19", "task": "binary", "schedule": "fast"}, "neither a builtin schedule"),
         ({"model": "vgg19", "task": "triage"}, "hyperparameter 'task'"),
@@ -103,8 +109,14 @@ def test_in_model_normalisation_equals_keras_preprocess_input(model):
 
 
 def test_gpu_plan_mirrors_every_gpu_with_mixed_precision():
-    plan = plan_hardware(["/physical_device:GPU:0", "/physical_device:GPU:1", "/physical_device:GPU:2",
-                          "/physical_device:GPU:3"])
+    plan = plan_hardware(
+        [
+            "/physical_device:GPU:0",
+            "/physical_device:GPU:1",
+            "/physical_device:GPU:2",
+            "/physical_device:GPU:3",
+        ]
+    )
     assert plan.devices == ("/gpu:0", "/gpu:1", "/gpu:2", "/gpu:3")
     assert plan.mixed_precision and not plan.deterministic
     cpu = plan_hardware([])
@@ -144,8 +156,10 @@ def test_inception_resizes_small_images_inside_the_model():
     ],
 )
 def test_resume_position(progress, expected):
-    stages = (Stage(epochs=2, learning_rate=1e-3, trainable="head"), Stage(epochs=3, learning_rate=1e-5,
-                                                                           trainable="all"))
+    stages = (
+        Stage(epochs=2, learning_rate=1e-3, trainable="head"),
+        Stage(epochs=3, learning_rate=1e-5, trainable="all"),
+    )
     assert start_position(stages, progress) == expected
 
 
@@ -168,7 +182,9 @@ def test_weights_from_s3_are_downloaded_and_loaded(tmp_path, monkeypatch):
         s3.create_bucket(Bucket="weights")
         s3.upload_file(str(tmp_path / "small_cnn.weights.h5"), "weights", "staged/small_cnn.weights.h5")
         (tmp_path / "download").mkdir()
-        local = resolve_weights("s3://weights/staged/small_cnn.weights.h5", "small_cnn", str(tmp_path / "download"))
+        local = resolve_weights(
+            "s3://weights/staged/small_cnn.weights.h5", "small_cnn", str(tmp_path / "download")
+        )
         with pytest.raises(TrainingError, match="cannot download s3://weights/absent.h5"):
             resolve_weights("s3://weights/absent.h5", "small_cnn", str(tmp_path))
     loaded = build_model(ModelSpec("small_cnn", 2, (32, 32, 3)), local)
