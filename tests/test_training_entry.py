@@ -72,10 +72,14 @@ def container(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "multiclass"])
-@pytest.mark.parametrize("model_name", MODEL_NAMES)
-def test_each_model_trains_for_each_task(model_name, task, small_dataset, tmp_path, monkeypatch, capsys):
-    """Outputs follow the CONTRACT, and the saved model reloads and predicts what the trained one did."""
-    trainable = "head" if task == "binary" else "all"
+@pytest.mark.parametrize("model_name", MODEL_NAMES)  # an ETL fixture run at 64 px, one stage of 1 epoch
+def test_each_model_trains_for_each_task(model_name, task, small_dataset, tmp_path, capsys):
+    """Outputs follow the CONTRACT, and the saved model reloads and predicts what the trained one did.
+
+    The big backbones train their head only (fine-tuning them all is minutes of graph tracing on this CPU);
+    the small CNN fine-tunes everything for the multiclass task, so both kinds of stage run here.
+    """
+    trainable = "all" if (model_name, task) == ("small_cnn", "multiclass") else "head"
     root = opt_ml(tmp_path, small_dataset, tiny(model_name, task, trainable))
     keras.backend.clear_session()
     trained = entry.run([], sagemaker_env.from_environ({}, root=root))
@@ -99,7 +103,7 @@ def test_each_model_trains_for_each_task(model_name, task, small_dataset, tmp_pa
     images = to_float(next(ds.batches("test", batch_rows=5))["image"])
     reloaded = keras.models.load_model(model_dir / "model.keras")  # no custom objects
     assert reloaded.input_shape == (None, *ds.image_shape)
-    before, after = trained.predict(images, verbose=0), reloaded.predict(images, verbose=0)
+    before, after = np.asarray(trained(images, training=False)), np.asarray(reloaded(images, training=False))
     assert before.shape == (5, len(task_classes(task)))
     np.testing.assert_allclose(before.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(after, before, atol=1e-6)
