@@ -63,9 +63,7 @@ class SageMakerEnv:
             raise ContainerContractError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         if not isinstance(raw, dict):
             raise ContainerContractError(f"{path}: expected a JSON object of name -> string value")
-        return {
-            str(key): value if isinstance(value, str) else json.dumps(value) for key, value in raw.items()
-        }
+        return {str(key): _as_string(value) for key, value in raw.items()}
 
     def write_failure(self, message: str) -> Path | None:
         """Leaves the reason where SageMaker shows it; a plain local run without the tree skips it."""
@@ -74,6 +72,19 @@ class SageMakerEnv:
         self.failure_file.parent.mkdir(parents=True, exist_ok=True)
         self.failure_file.write_text(message)
         return self.failure_file
+
+
+def _as_string(value: object) -> str:
+    """SageMaker passes strings; the Python SDK JSON-encodes them once more ('"resnet50"'): undo that."""
+    if not isinstance(value, str):
+        return json.dumps(value)
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        return decoded if isinstance(decoded, str) else value
+    return value
 
 
 def from_environ(environ: Mapping[str, str] | None = None, root: str | Path | None = None) -> SageMakerEnv:

@@ -77,11 +77,13 @@ def test_bad_hyperparameters_name_the_field(raw, message):
 def test_sagemaker_paths_follow_the_root_and_channel_variables(tmp_path):
     root = tmp_path / "ml"
     (root / "input" / "config").mkdir(parents=True)
-    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"model": "vgg19", "seed": 3}))
+    (root / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"model": '"vgg19"', "seed": 3, "schedule": "[]"})
+    )
     elsewhere = tmp_path / "data"
     elsewhere.mkdir()
     env = sagemaker_env.from_environ({"CXR_OPT_ML": str(root), "SM_CHANNEL_DATASET": str(elsewhere)})
-    assert env.hyperparameters() == {"model": "vgg19", "seed": "3"}
+    assert env.hyperparameters() == {"model": "vgg19", "seed": "3", "schedule": "[]"}  # SDK quotes undone
     assert env.channel("dataset") == elsewhere and env.channel("other") is None
     assert env.model_dir == root / "model" and env.checkpoint_dir is None
     (root / "checkpoints").mkdir()

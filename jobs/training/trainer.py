@@ -112,7 +112,7 @@ def train(
         )
     for index in range(position.stage, len(stages)):
         initial_epoch = position.epoch if index == position.stage else 0
-        if initial_epoch == 0:  # mid-stage, the resumed model keeps its compiled optimizer state
+        if initial_epoch == 0:  # a stage starts; resumed mid-stage, the model keeps its optimizer state
             with strategy.scope():
                 configure_stage(model, stages[index])
         callbacks: list[keras.callbacks.Callback] = [EpochReporter(index, stages, history)]
@@ -132,8 +132,8 @@ def train(
             class_weight=class_weight,
             callbacks=callbacks,
             verbose=0,
-            shuffle=False,
-        )  # the pipeline shuffles
+            shuffle=False,  # the pipeline shuffles
+        )
         if checkpoint_dir is not None:  # again after fit: early stopping may have restored the best weights
             done = history[-1]["epoch"] + 1 if history and history[-1]["stage"] == index else initial_epoch
             save_checkpoint(
