@@ -32,11 +32,11 @@ from jobs.pipeline_input import (
     REPORT_EVALUATIONS_DIR,
     REPORT_OUTPUT_DIR,
 )
+from jobs.sagemaker_env import DATASET_CHANNEL
 
 ROOT = Path(__file__).resolve().parents[1]
 # The image needs only these; a narrow build context keeps the asset hash and upload small.
 IMAGE_CONTEXT = ["containers", "jobs", "pyproject.toml"]
-TRAINING_CHANNEL = "train"
 # API-level errors worth another try; a job that ran and failed is not retried (its name is taken).
 TRANSIENT_SAGEMAKER_ERRORS = [
     "SageMaker.AmazonSageMakerException",
@@ -150,7 +150,7 @@ class SageMakerJobs(Construct):
             "HyperParameters.$": "$.item.hyperparameters",
             "InputDataConfig": [
                 {
-                    "ChannelName": TRAINING_CHANNEL,
+                    "ChannelName": DATASET_CHANNEL,
                     "DataSource": {
                         "S3DataSource": {
                             "S3DataType": "S3Prefix",

@@ -141,6 +141,10 @@ def find_experiment(name: str) -> Path:
 
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "etl": ("PySpark ETL: raw sources -> Parquet dataset + manifest.json", _etl),
+    "train": (
+        "train one model: dataset -> model.keras + history.json + config.json",
+        _entry_point("jobs.training.entry"),
+    ),
     "evaluate": (
         "one trained model on the test split: metrics, Grad-CAM, shortcut audit",
         _entry_point("jobs.evaluation.entry"),

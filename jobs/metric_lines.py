@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy")
+METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 _NUMBER = r"([0-9.eE+-]+)"
 
 

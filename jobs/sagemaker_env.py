@@ -1,0 +1,93 @@
+"""The SageMaker training container contract: the one module that knows the /opt/ml paths.
+
+SageMaker writes hyperparameters (string values) to ``input/config/hyperparameters.json``, copies each
+data channel to ``input/data/<channel>`` (also announced as ``SM_CHANNEL_<CHANNEL>``), uploads
+``model/`` when the job ends, reads ``output/failure`` as the failure reason, and syncs ``checkpoints/``
+with S3 for managed spot training. Tests and local runs point ``CXR_OPT_ML`` (or ``root``) at a temporary
+tree of the same shape, which is exactly what a local ``docker run -v ...:/opt/ml`` sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = "/opt/ml"
+ROOT_VARIABLE = "CXR_OPT_ML"
+DATASET_CHANNEL = "dataset"  # the training job's input channel holding the ETL output (manifest.json + data/)
+
+
+class ContainerContractError(ValueError):
+    """The /opt/ml tree is not as SageMaker writes it (e.g. malformed hyperparameters.json)."""
+
+
+@dataclass(frozen=True)
+class SageMakerEnv:
+    root: Path
+    environ: Mapping[str, str]
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.root / "input" / "config" / "hyperparameters.json"
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.environ.get("SM_MODEL_DIR", self.root / "model"))
+
+    @property
+    def failure_file(self) -> Path:
+        return self.root / "output" / "failure"
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """``checkpoints/`` only when the job configured it (SageMaker creates it then), else None."""
+        path = self.root / "checkpoints"
+        return path if path.is_dir() else None
+
+    def channel(self, name: str) -> Path | None:
+        """A data channel's local folder, or None when the job has no such channel."""
+        announced = self.environ.get(f"SM_CHANNEL_{name.upper()}")
+        path = Path(announced) if announced else self.root / "input" / "data" / name
+        return path if path.exists() else None
+
+    def hyperparameters(self) -> dict[str, str]:
+        """The job's hyperparameters as strings; an absent file means none (a local run with flags)."""
+        path = self.hyperparameters_file
+        if not path.exists():
+            return {}
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ContainerContractError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(raw, dict):
+            raise ContainerContractError(f"{path}: expected a JSON object of name -> string value")
+        return {str(key): _as_string(value) for key, value in raw.items()}
+
+    def write_failure(self, message: str) -> Path | None:
+        """Leaves the reason where SageMaker shows it; a plain local run without the tree skips it."""
+        if not self.root.is_dir():
+            return None
+        self.failure_file.parent.mkdir(parents=True, exist_ok=True)
+        self.failure_file.write_text(message)
+        return self.failure_file
+
+
+def _as_string(value: object) -> str:
+    """SageMaker passes strings; the Python SDK JSON-encodes them once more ('"resnet50"'): undo that."""
+    if not isinstance(value, str):
+        return json.dumps(value)
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        return decoded if isinstance(decoded, str) else value
+    return value
+
+
+def from_environ(environ: Mapping[str, str] | None = None, root: str | Path | None = None) -> SageMakerEnv:
+    environ = os.environ if environ is None else environ
+    return SageMakerEnv(root=Path(root or environ.get(ROOT_VARIABLE, DEFAULT_ROOT)), environ=environ)

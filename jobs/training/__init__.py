@@ -1,0 +1,1 @@
+"""Training: the ``train`` entry point (SageMaker container and ``cxr train``) and its parts."""

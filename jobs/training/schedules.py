@@ -1,0 +1,46 @@
+"""Schedules as data: stages of (epochs, learning rate, what learns), and where a run stands in them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+from jobs.experiment import Stage
+from jobs.training.models import set_trainable
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a (possibly interrupted) run has done: stage index, epochs done in it, stopped early or not."""
+
+    stage: int
+    epochs_done: int
+    stopped_early: bool = False
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where to (re)start: the stage and the epoch within it; stage == len(stages) means finished."""
+
+    stage: int
+    epoch: int
+
+
+def start_position(stages: tuple[Stage, ...], progress: Progress | None) -> Position:
+    """A longer schedule continues a finished stage; early stopping or a full stage moves to the next."""
+    if progress is None:
+        return Position(0, 0)
+    if not progress.stopped_early and progress.epochs_done < stages[progress.stage].epochs:
+        return Position(progress.stage, progress.epochs_done)
+    return Position(progress.stage + 1, 0)
+
+
+def configure_stage(model: keras.Model, stage: Stage) -> None:
+    """Freezes or unfreezes the backbone and compiles a fresh Adam at the stage's learning rate."""
+    set_trainable(model, stage.trainable)
+    model.compile(
+        optimizer=keras.optimizers.Adam(stage.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )

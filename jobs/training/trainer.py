@@ -1,0 +1,155 @@
+"""One training run: devices, model (built or resumed), the schedule's stages, and the outputs.
+
+Outputs in the model directory (the CONTRACT with evaluation): model.keras, history.json, config.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from jobs.dataset import Dataset
+from jobs.tasks import task_classes
+from jobs.training.checkpoints import EpochCheckpoint, find_checkpoint, save_checkpoint
+from jobs.training.class_balance import balanced_class_weights, class_counts
+from jobs.training.hardware import detect_hardware, global_batch_size, make_strategy
+from jobs.training.hyperparameters import Hyperparameters
+from jobs.training.inputs import evaluation_dataset, training_dataset
+from jobs.training.models import ModelSpec, build_model, effective_weights
+from jobs.training.reporting import EpochReporter, history_document, write_json
+from jobs.training.schedules import Progress, configure_stage, start_position
+from jobs.training.weights import imagenet_unavailable, resolve_weights
+
+
+def resolved_config(
+    hp: Hyperparameters, weights: str, image_shape: tuple[int, int, int], fingerprint: str, data_uri: str
+) -> dict:
+    """config.json of the CONTRACT: what the evaluation needs to use the model."""
+    return {
+        "model": hp.model,
+        "task": hp.config.task,
+        "classes": list(task_classes(hp.config.task)),
+        "image_shape": list(image_shape),
+        "normalisation": hp.config.normalisation,
+        "weights": weights,
+        "hyperparameters": hp.raw,
+        "dataset_fingerprint": fingerprint,
+        "dataset_uri": hp.options.dataset_uri or data_uri,
+    }
+
+
+def run_identity(hp: Hyperparameters, ds: Dataset) -> dict:
+    """What a checkpoint must share with this run to be resumed by it."""
+    return {
+        "model": hp.model,
+        "task": hp.config.task,
+        "dataset_fingerprint": ds.fingerprint,
+        "normalisation": hp.config.normalisation,
+        "dense_units": hp.options.dense_units,
+    }
+
+
+def _build(hp: Hyperparameters, ds: Dataset, weights: str) -> keras.Model:
+    spec = ModelSpec(
+        name=hp.model,
+        num_classes=len(task_classes(hp.config.task)),
+        image_shape=ds.image_shape,
+        normalisation=hp.config.normalisation,
+        dropout=hp.config.dropout,
+        dense_units=hp.options.dense_units,
+    )
+    local = resolve_weights(weights, hp.model)
+    try:
+        return build_model(spec, local)
+    except Exception as exc:
+        if local == "imagenet":
+            raise imagenet_unavailable(hp.model, exc) from exc
+        raise
+
+
+def train(
+    hp: Hyperparameters, ds: Dataset, data_uri: str, model_dir: Path, checkpoint_dir: Path | None
+) -> keras.Model:
+    """Trains through the schedule (resuming a matching checkpoint), writes the outputs, returns the model."""
+    stages, config = hp.stages, hp.config
+    identity = run_identity(hp, ds)
+    checkpoint = find_checkpoint(checkpoint_dir, identity, stages)
+    weights = effective_weights(hp.model, config.weights)
+
+    plan = detect_hardware()
+    keras.utils.set_random_seed(config.seed)
+    if plan.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(plan)
+    batch = global_batch_size(config.batch_size, strategy)
+    print(
+        f"devices: {list(plan.devices) or ['cpu']}, replicas {strategy.num_replicas_in_sync}, global batch "
+        f"{batch}, mixed precision {plan.mixed_precision}, image shape {ds.image_shape}",
+        flush=True,
+    )
+    with strategy.scope():
+        model = keras.models.load_model(checkpoint.model_path) if checkpoint else _build(hp, ds, weights)
+
+    steps = hp.options.max_steps_per_epoch
+    train_data = training_dataset(
+        ds, config.task, batch, config.seed, hp.options.shuffle_buffer, config.rotation_degrees, steps
+    )
+    val_data = evaluation_dataset(ds, "validation", config.task, batch, steps)
+    class_weight = (
+        balanced_class_weights(class_counts(ds, config.task, "train"))
+        if config.class_weights == "balanced"
+        else None
+    )
+
+    history = list(checkpoint.history) if checkpoint else []
+    position = start_position(stages, checkpoint.progress if checkpoint else None)
+    if checkpoint:
+        print(
+            f"resuming from {checkpoint_dir} at stage {position.stage + 1} epoch {position.epoch + 1}",
+            flush=True,
+        )
+    for index in range(position.stage, len(stages)):
+        initial_epoch = position.epoch if index == position.stage else 0
+        if initial_epoch == 0:  # a stage starts; resumed mid-stage, the model keeps its optimizer state
+            with strategy.scope():
+                configure_stage(model, stages[index])
+        callbacks: list[keras.callbacks.Callback] = [EpochReporter(index, stages, history)]
+        stopper = None
+        if config.early_stopping_patience:
+            stopper = keras.callbacks.EarlyStopping(
+                patience=config.early_stopping_patience, restore_best_weights=True
+            )
+            callbacks.append(stopper)
+        if checkpoint_dir is not None:
+            callbacks.append(EpochCheckpoint(checkpoint_dir, identity, stages, index, history))
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=stages[index].epochs,
+            initial_epoch=initial_epoch,
+            class_weight=class_weight,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,  # the pipeline shuffles
+        )
+        if checkpoint_dir is not None:  # again after fit: early stopping may have restored the best weights
+            done = history[-1]["epoch"] + 1 if history and history[-1]["stage"] == index else initial_epoch
+            save_checkpoint(
+                checkpoint_dir,
+                model,
+                identity,
+                stages,
+                Progress(index, done, stopped_early=bool(stopper and stopper.stopped_epoch)),
+                history,
+            )
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / "model.keras")
+    write_json(model_dir / "history.json", history_document(stages, history))
+    write_json(
+        model_dir / "config.json", resolved_config(hp, weights, ds.image_shape, ds.fingerprint, data_uri)
+    )
+    print(f"model, history and config written to {model_dir}", flush=True)
+    return model

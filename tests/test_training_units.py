@@ -1,0 +1,192 @@
+"""Training parts without training: hyperparameters, /opt/ml paths, normalisation, devices, resume logic."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from jobs import sagemaker_env
+from jobs.experiment import BUILTIN_SCHEDULES, Stage, parse_experiment, training_hyperparameters
+from jobs.training.entry import split_argv
+from jobs.training.errors import TrainingError
+from jobs.training.hardware import HardwarePlan, global_batch_size, make_strategy, plan_hardware
+from jobs.training.hyperparameters import parse_hyperparameters
+from jobs.training.models import ARCHITECTURES, ModelSpec, backbone_of, build_model, preprocessing_affine
+from jobs.training.schedules import Position, Progress, start_position
+from jobs.training.weights import resolve_weights
+
+EXPERIMENT = {
+    "name": "unit",
+    "etl": {"sources": [{"kind": "cohen", "uri": "cohen"}]},
+    "training": {"task": "multiclass", "models": ["densenet121"], "schedule": "densenet121-three-stage"},
+}
+
+
+def test_experiment_hyperparameters_parse_back_to_the_same_settings():
+    """The string dict the experiment makes for SageMaker is accepted and means the same schedule."""
+    exp = parse_experiment(EXPERIMENT)
+    hp = parse_hyperparameters(training_hyperparameters(exp, "densenet121"))
+    assert hp.model == "densenet121" and hp.config.task == "multiclass"
+    assert hp.stages == BUILTIN_SCHEDULES["densenet121-three-stage"]
+    assert hp.config.early_stopping_patience is None and hp.config.batch_size == 3
+
+
+def test_cli_flags_are_the_same_keys_as_hyperparameters():
+    paths, flags = split_argv(["--model=vgg19", "--batch-size=4", "--model-dir=/tmp/m", "--data=s3://b/d"])
+    assert paths == {"model_dir": "/tmp/m", "data": "s3://b/d"}
+    assert flags == {"model": "vgg19", "batch_size": "4"}
+    with pytest.raises(TrainingError, match="expected --key=value"):
+        split_argv(["--model", "vgg19"])
+
+
+def test_builtin_schedule_name_is_accepted():
+    hp = parse_hyperparameters({"model": "small_cnn", "task": "binary", "schedule": "paper-two-phase"})
+    assert [s.epochs for s in hp.stages] == [30, 30]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"model": "resnet18", "task": "binary"}, "hyperparameter 'model'"),
+        (
+            {
+                "model": "vgg19",
+                "task": "binary",
+                "schedule": '[{"epochs": 1, "learning_rate": -0.1, "trainable": "head"}]',
+            },
+            "'schedule' stage 0 field 'learning_rate'",
+        ),
+        ({"model": "vgg19", "task": "binary", "schedule": "[]"}, "at least one stage"),
+        ({"model": "vgg19", "task": "binary", "schedule": "fast"}, "neither a builtin schedule"),
+        ({"model": "vgg19", "task": "triage"}, "hyperparameter 'task'"),
+        ({"model": "vgg19"}, "missing hyperparameter"),
+        ({"model": "vgg19", "task": "binary", "learning_rate": "0.1"}, "unknown hyperparameter"),
+        ({"model": "vgg19", "task": "binary", "batch_size": "three"}, "hyperparameter 'batch_size'"),
+    ],
+)
+def test_bad_hyperparameters_name_the_field(raw, message):
+    with pytest.raises(TrainingError, match=re.escape(message)):
+        parse_hyperparameters(raw)
+
+
+def test_sagemaker_paths_follow_the_root_and_channel_variables(tmp_path):
+    root = tmp_path / "ml"
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({"model": '"vgg19"', "seed": 3, "schedule": "[]"})
+    )
+    elsewhere = tmp_path / "data"
+    elsewhere.mkdir()
+    env = sagemaker_env.from_environ({"CXR_OPT_ML": str(root), "SM_CHANNEL_DATASET": str(elsewhere)})
+    assert env.hyperparameters() == {"model": "vgg19", "seed": "3", "schedule": "[]"}  # SDK quotes undone
+    assert env.channel("dataset") == elsewhere and env.channel("other") is None
+    assert env.model_dir == root / "model" and env.checkpoint_dir is None
+    (root / "checkpoints").mkdir()
+    assert env.checkpoint_dir == root / "checkpoints"
+    assert env.write_failure("boom") == root / "output" / "failure"
+    assert (root / "output" / "failure").read_text() == "boom"
+    assert sagemaker_env.from_environ({}, root=tmp_path / "absent").write_failure("x") is None
+
+
+PREPROCESS = {
+    "resnet50": keras.applications.resnet50.preprocess_input,
+    "densenet121": keras.applications.densenet.preprocess_input,
+    "vgg19": keras.applications.vgg19.preprocess_input,
+    "inceptionv3": keras.applications.inception_v3.preprocess_input,
+}
+
+
+@pytest.mark.parametrize("model", sorted(PREPROCESS))
+def test_in_model_normalisation_equals_keras_preprocess_input(model):
+    """The affine layer inside the model reproduces each backbone's preprocess_input on [0,1] pixels."""
+    pixels = np.random.default_rng(0).random((2, 4, 4, 3)).astype("float32")
+    matrix, bias = preprocessing_affine(ARCHITECTURES[model].preprocessing)
+    expected = PREPROCESS[model](pixels.copy() * 255.0)
+    np.testing.assert_allclose(pixels @ matrix + bias, expected, rtol=1e-5, atol=1e-3)
+
+
+def test_gpu_plan_mirrors_every_gpu_with_mixed_precision():
+    plan = plan_hardware(
+        [
+            "/physical_device:GPU:0",
+            "/physical_device:GPU:1",
+            "/physical_device:GPU:2",
+            "/physical_device:GPU:3",
+        ]
+    )
+    assert plan.devices == ("/gpu:0", "/gpu:1", "/gpu:2", "/gpu:3")
+    assert plan.mixed_precision and not plan.deterministic
+    cpu = plan_hardware([])
+    assert cpu.devices == () and not cpu.mixed_precision and cpu.deterministic
+
+
+def test_mirrored_strategy_and_mixed_precision_on_cpu():
+    """The GPU code path on the CPU: a mirrored strategy, global batch = replicas x batch, float32 output."""
+    try:
+        strategy = make_strategy(HardwarePlan(devices=("/cpu:0",), mixed_precision=True))
+        assert type(strategy).__name__ == "MirroredStrategy"
+        assert global_batch_size(3, strategy) == 3 * strategy.num_replicas_in_sync == 3
+        with strategy.scope():
+            model = build_model(ModelSpec("small_cnn", 2, (32, 32, 3)))
+        assert model.get_layer("head_dense").compute_dtype == "float16"
+        assert model(np.zeros((1, 32, 32, 3), "float32")).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_inception_resizes_small_images_inside_the_model():
+    """The model still takes the dataset's 64 px images; the backbone sees its 75 px minimum."""
+    model = build_model(ModelSpec("inceptionv3", 3, (64, 64, 3)))
+    assert model.input_shape == (None, 64, 64, 3)
+    assert backbone_of(model).input_shape == (None, 75, 75, 3)
+    assert model.output_shape == (None, 3)
+
+
+@pytest.mark.parametrize(
+    ("progress", "expected"),
+    [
+        (None, Position(0, 0)),
+        (Progress(0, 1), Position(0, 1)),  # a longer first stage continues it
+        (Progress(0, 2), Position(1, 0)),  # a finished stage moves on
+        (Progress(0, 1, stopped_early=True), Position(1, 0)),
+        (Progress(1, 3), Position(2, 0)),  # all done
+    ],
+)
+def test_resume_position(progress, expected):
+    stages = (
+        Stage(epochs=2, learning_rate=1e-3, trainable="head"),
+        Stage(epochs=3, learning_rate=1e-5, trainable="all"),
+    )
+    assert start_position(stages, progress) == expected
+
+
+def test_weights_from_s3_are_downloaded_and_loaded(tmp_path, monkeypatch):
+    """A staged weights file (as network-isolated jobs need) comes from S3 into the backbone."""
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    source = build_model(ModelSpec("small_cnn", 2, (32, 32, 3)))
+    backbone_of(source).save_weights(tmp_path / "small_cnn.weights.h5")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="weights")
+        s3.upload_file(str(tmp_path / "small_cnn.weights.h5"), "weights", "staged/small_cnn.weights.h5")
+        (tmp_path / "download").mkdir()
+        local = resolve_weights(
+            "s3://weights/staged/small_cnn.weights.h5", "small_cnn", str(tmp_path / "download")
+        )
+        with pytest.raises(TrainingError, match="cannot download s3://weights/absent.h5"):
+            resolve_weights("s3://weights/absent.h5", "small_cnn", str(tmp_path))
+    loaded = build_model(ModelSpec("small_cnn", 2, (32, 32, 3)), local)
+    for a, b in zip(backbone_of(source).get_weights(), backbone_of(loaded).get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_missing_weights_file_says_how_to_stage():
+    with pytest.raises(TrainingError, match="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+        resolve_weights("/nonexistent/resnet.h5", "resnet50")
