@@ -141,6 +141,7 @@ def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = prin
                 f"rerun after fixing, finished steps will be skipped"
             )
             return False
+        step.mark_done()
         echo(
             f"{prefix}: finished in {time.time() - step_started:.0f} s (total {time.time() - started:.0f} s)"
         )
