@@ -210,6 +210,19 @@ def parse_experiment(raw: object, origin: str = "experiment") -> Experiment:
         raise ExperimentError(f"{origin}: {problems}") from None
 
 
+def source_uris(exp: Experiment, data_root: str) -> list[str]:
+    """Each ETL source's URI: absolute ones (``s3://...``, ``/path``) as written, relative ones under
+    ``data_root`` (locally the sample or download folder; in AWS the raw-data bucket)."""
+    return [
+        src.uri.rstrip("/") if is_absolute_uri(src.uri) else f"{data_root.rstrip('/')}/{src.uri.strip('/')}"
+        for src in exp.etl.sources
+    ]
+
+
+def is_absolute_uri(uri: str) -> bool:
+    return "://" in uri or uri.startswith("/")
+
+
 def etl_arguments(exp: Experiment, source_uris: list[str], output_uri: str) -> list[str]:
     """Arguments of ``cxr etl`` (and of the EMR spark-submit step) for this experiment."""
     etl = exp.etl

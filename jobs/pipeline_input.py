@@ -21,7 +21,9 @@ from jobs.experiment import (
     ExperimentError,
     etl_arguments,
     evaluation_arguments,
+    is_absolute_uri,
     report_arguments,
+    source_uris,
     training_hyperparameters,
 )
 
@@ -213,18 +215,13 @@ def _s3(uri: str, field: str) -> str:
 def cloud_source_uris(exp: Experiment, raw_uri: str) -> list[str]:
     """Each ETL source as an s3:// URI; relative ones resolve against the raw-data bucket."""
     raw_uri = _s3(raw_uri, "raw_uri")
-    uris = []
     for i, src in enumerate(exp.etl.sources):
-        if src.uri.startswith("s3://"):
-            uris.append(src.uri.rstrip("/"))
-        elif src.uri.startswith("/") or "://" in src.uri:
+        if is_absolute_uri(src.uri) and not src.uri.startswith("s3://"):
             raise ExperimentError(
                 f"experiment '{exp.name}': field 'etl.sources.{i}.uri' is {src.uri!r}, which the "
                 "cloud cannot read; use a path relative to the raw-data bucket or an s3:// URI"
             )
-        else:
-            uris.append(f"{raw_uri}/{src.uri.strip('/')}")
-    return uris
+    return source_uris(exp, raw_uri)
 
 
 def state_machine_input(

@@ -21,6 +21,7 @@ from jobs.experiment import (
     evaluation_arguments,
     hyperparameters_to_argv,
     report_arguments,
+    source_uris,
     training_hyperparameters,
 )
 
@@ -69,21 +70,10 @@ class LocalLayout:
         return self.experiment(exp) / "report"
 
 
-def resolve_source_uris(exp: Experiment, data_root: Path) -> list[str]:
-    """Relative source URIs are relative to the data root (locally the sample folder; in AWS the raw bucket)."""
-    uris = []
-    for source in exp.etl.sources:
-        if "://" in source.uri or source.uri.startswith("/"):
-            uris.append(source.uri)
-        else:
-            uris.append(str((data_root / source.uri).resolve()))
-    return uris
-
-
 def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
     cli = [sys.executable, "-m", "jobs.cli"]
     dataset = layout.dataset(exp)
-    sources = resolve_source_uris(exp, data_root)
+    sources = source_uris(exp, str(data_root.resolve()))
     steps = [
         Step(
             "etl",
