@@ -20,6 +20,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import access
+from infra.fragment import Fragment
 from infra.network import Network
 from infra.settings import PipelineSettings
 from infra.storage import EMR_LOG_PREFIX, Storage
@@ -163,7 +164,7 @@ def _security_configuration(key_arn: str, certificates_uri: str) -> dict:
     return {"EncryptionConfiguration": encryption}
 
 
-class EmrEtl(sfn.StateMachineFragment):
+class EmrEtl(Fragment):
     """Create cluster -> ETL step -> terminate; any failure after creation -> terminate -> Fail."""
 
     def __init__(
@@ -309,16 +310,7 @@ class EmrEtl(sfn.StateMachineFragment):
         terminate.add_catch(termination_failed, errors=["States.ALL"], result_path="$.terminationError")
         terminate_after_failure.next(etl_failed)
         create.next(step).next(terminate)
-        self._start = create
-        self._ends = [terminate]
-
-    @property
-    def start_state(self) -> sfn.State:
-        return self._start
-
-    @property
-    def end_states(self) -> list[sfn.INextable]:
-        return self._ends
+        self.bounds(create, [terminate])
 
 
 def _instance_group(

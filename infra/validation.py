@@ -9,6 +9,7 @@ from __future__ import annotations
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.fragment import Fragment
 from jobs.pipeline_input import INPUT_RULES, MODEL_RULES, InputRule
 
 INVALID_INPUT = "InvalidInput"
@@ -46,7 +47,7 @@ def rules_choice(scope: Construct, state_id: str, rules: tuple[InputRule, ...], 
     return choice
 
 
-class ValidateInput(sfn.StateMachineFragment):
+class ValidateInput(Fragment):
     """Checks the execution input, then every element of ``models`` (a Map that starts nothing)."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
@@ -57,13 +58,4 @@ class ValidateInput(sfn.StateMachineFragment):
         each_model = sfn.Map(self, "ValidateModels", items_path="$.models", result_path=sfn.JsonPath.DISCARD)
         each_model.item_processor(check_model)
         check_input.otherwise(each_model)
-        self._start = check_input
-        self._ends = [each_model]
-
-    @property
-    def start_state(self) -> sfn.State:
-        return self._start
-
-    @property
-    def end_states(self) -> list[sfn.INextable]:
-        return self._ends
+        self.bounds(check_input, [each_model])
