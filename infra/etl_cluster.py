@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from aws_cdk import Duration, Size
+from aws_cdk import Aws, Duration, Size
 from aws_cdk import aws_emr as emr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
@@ -214,7 +214,7 @@ class EmrEtl(Fragment):
                 _bootstrap(
                     "install-etl-code",
                     cluster.code_bootstrap,
-                    [cluster.package.s3_object_url, cluster.script.s3_object_url, ETL_COMMAND],
+                    [cluster.package.s3_object_url, cluster.script.s3_object_url, ETL_COMMAND, Aws.REGION],
                 ),
             ],
             configurations=[

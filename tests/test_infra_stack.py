@@ -154,8 +154,9 @@ def test_bootstrap_installs_pinned_packages_then_the_etl_code(states):
     actions = states["CreateCluster"]["Parameters"]["BootstrapActions"]
     assert [a["Name"] for a in actions] == ["install-etl-packages", "install-etl-code"]
     assert actions[0]["ScriptBootstrapAction"]["Args"][0].endswith(".txt")
-    package, script, command = actions[1]["ScriptBootstrapAction"]["Args"]
+    package, script, command, region = actions[1]["ScriptBootstrapAction"]["Args"]
     assert package.endswith(".zip") and script.endswith(".py") and command == "/home/hadoop/cxr/run-etl"
+    assert region == "<Ref:AWS::Region>"
 
 
 def test_security_configuration_encrypts_s3_and_local_disks_with_the_key(template):

@@ -1,8 +1,9 @@
-"""File access through Spark's Hadoop file system, so one code path serves local paths and s3:// (EMRFS)."""
+"""Driver-side file access (listing, metadata, manifest) through Spark's Hadoop file system, so one
+code path serves local paths and s3:// (EMRFS). Executors read the images themselves: see blobs."""
 
-import re
+from collections import namedtuple
 
-_GLOB_SPECIALS = re.compile(r"([\\\[\]{}*?])")
+Listed = namedtuple("Listed", ["qualified", "size"])
 
 
 class HadoopFiles(object):
@@ -24,16 +25,24 @@ class HadoopFiles(object):
         return fs.exists(path)
 
     def list_files(self, root):
-        """Every file below ``root``, recursively, as ``{path as the user wrote it: qualified path}``."""
+        """Every file below ``root``, recursively, as ``{path as the user wrote it: Listed}``.
+
+        One listStatus per folder: the recursive listFiles asks the local file system for each
+        file's permissions and block locations, forking a process per file (2.5 s for 256 files).
+        """
         path, fs = self._path(root)
         if not fs.exists(path):
             return None
         prefix = fs.makeQualified(path).toString().rstrip("/")
         found = {}
-        iterator = fs.listFiles(path, True)
-        while iterator.hasNext():
-            qualified = iterator.next().getPath().toString()
-            found[root.rstrip("/") + qualified[len(prefix) :]] = qualified
+        folders = [path]
+        while folders:
+            for status in fs.listStatus(folders.pop()):
+                if status.isDirectory():
+                    folders.append(status.getPath())
+                else:
+                    qualified = status.getPath().toString()
+                    found[root.rstrip("/") + qualified[len(prefix) :]] = Listed(qualified, status.getLen())
         return found
 
     def read_bytes(self, uri):
@@ -59,9 +68,3 @@ class HadoopFiles(object):
         path, fs = self._path(uri)
         if fs.exists(path):
             fs.delete(path, True)
-
-
-def as_glob(path):
-    """A literal path as a Hadoop input pattern. A comma separates input paths and cannot be escaped,
-    so it becomes '?' (one character); callers keep only the paths they asked for."""
-    return _GLOB_SPECIALS.sub(r"\\\1", path).replace(",", "?")

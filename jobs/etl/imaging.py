@@ -38,6 +38,11 @@ def to_rgb8(image):
     raise ImageRejected("unsupported channel count {}".format(channels))
 
 
+def use_one_thread():
+    """Spark already runs one task per core; OpenCV's own thread pool would only contend with it."""
+    cv2.setNumThreads(1)
+
+
 def decode_and_resize(data, size):
     """File bytes -> (size, size, 3) RGB uint8. Raises ImageRejected with the reason."""
     if not data:

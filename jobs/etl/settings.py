@@ -86,7 +86,7 @@ def build_parser(prog="cxr etl"):
         help="share of images for validation, carved from the training part (default 0.1)",
     )
     p.add_argument("--seed", type=int, default=20200627, help="seed of caps and splits")
-    p.add_argument("--partitions", type=int, default=0, help="decode partitions (default: 4 per core)")
+    p.add_argument("--partitions", type=int, default=0, help="decode tasks (default: 2 per core)")
     return p
 
 

@@ -15,9 +15,10 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql.types import BinaryType, DoubleType, IntegerType, StringType, StructField, StructType
 
-from jobs.etl import imaging, manifest, selection, sources
+from jobs.etl import blobs, imaging, manifest, selection, sources
+from jobs.etl.batching import balanced_batches
 from jobs.etl.errors import EtlError
-from jobs.etl.hadoop import HadoopFiles, as_glob
+from jobs.etl.hadoop import HadoopFiles
 from jobs.etl.labels import label_index
 from jobs.etl.settings import parse_settings, settings_record
 
@@ -43,8 +44,12 @@ METADATA_FILES = {"cohen": "metadata.csv", "nih": "Data_Entry_2017.csv"}
 CLASSES_OF_KIND = {"cohen": ("COVID-19",), "nih": ("Normal", "Pneumonia")}
 
 
-def log(message):
-    print("[cxr etl {}] {}".format(time.strftime("%H:%M:%S"), message), flush=True)
+def log(message, started):
+    """A progress line with the seconds since the job started, so that slow phases show."""
+    print(
+        "[cxr etl {} +{:.1f}s] {}".format(time.strftime("%H:%M:%S"), time.time() - started, message),
+        flush=True,
+    )
 
 
 def read_sources(files, settings):
@@ -65,6 +70,10 @@ def read_sources(files, settings):
             raise EtlError(
                 "--source {}={}: no such folder; point it at the dataset's root".format(kind, root)
             )
+        try:
+            blobs.check_readable(files.qualify(root))
+        except ValueError as exc:
+            raise EtlError("--source {}={}: {}".format(kind, root, exc)) from None
         images = {p: q for p, q in listing.items() if sources.is_image(p)}
         if kind == "folders":
             part = sources.read_folders(root, images)
@@ -86,7 +95,7 @@ def read_sources(files, settings):
                 part = sources.read_nih(text, uri, images, rules)
             expected.update(CLASSES_OF_KIND[kind])
         for c in part.candidates:
-            c["qualified"] = images[c["path"]]
+            c["qualified"], c["bytes"] = images[c["path"]]
         result.candidates.extend(part.candidates)
         result.rejections.extend(part.rejections)
         result.exclusions.update(part.exclusions)
@@ -111,22 +120,24 @@ def unique_paths(candidates, rejections):
     return kept
 
 
-def decode_partition(wanted, size):
-    """Executor side: (qualified path, bytes) -> (path, sha256, reason or None, pixels or None)."""
+def decode_batches(size):
+    """Executor side: batches of URIs -> (URI, sha256 or None, reason or None, pixels or None)."""
 
-    def run(pairs):
-        for qualified, data in pairs:
-            if qualified not in wanted:
-                continue
-            data = bytes(data)
-            digest = imaging.content_digest(data)
-            try:
-                pixels = imaging.decode_and_resize(data, size).tobytes()
-                yield qualified, digest, None, pixels
-            except imaging.ImageRejected as exc:
-                yield qualified, digest, str(exc), None
-            except Exception as exc:  # noqa: BLE001 - a decoder crash is a rejection, not a lost job
-                yield qualified, digest, "corrupt image: {}".format(exc), None
+    def run(batches):
+        imaging.use_one_thread()
+        for batch in batches:
+            for uri in batch:
+                data = blobs.read_blob(uri)
+                if data is None:
+                    yield uri, None, "missing file: could not be read", None
+                    continue
+                digest = imaging.content_digest(data)
+                try:
+                    yield uri, digest, None, imaging.decode_and_resize(data, size).tobytes()
+                except imaging.ImageRejected as exc:
+                    yield uri, digest, str(exc), None
+                except Exception as exc:  # noqa: BLE001 - a decoder crash is a rejection, not a lost job
+                    yield uri, digest, "corrupt image: {}".format(exc), None
 
     return run
 
@@ -155,6 +166,7 @@ def check_class_sizes(rows, expected, minimum):
 
 def run(spark, settings):
     """Runs the ETL and returns the manifest it wrote."""
+    started = time.time()
     files = HadoopFiles(spark)
     output = settings.output.rstrip("/")
     files.delete(output + "/manifest.json")
@@ -165,7 +177,8 @@ def run(spark, settings):
     log(
         "{} images selected by the rules from {} source(s); {} rows excluded by the rules".format(
             inputs, len(settings.source), sum(found.exclusions.values())
-        )
+        ),
+        started,
     )
     excluded = Counter(found.exclusions)
     if settings.adults_only:
@@ -177,18 +190,19 @@ def run(spark, settings):
     by_qualified = {c["qualified"]: c for c in capped}
 
     sc = spark.sparkContext
-    partitions = settings.partitions or 4 * sc.defaultParallelism
-    log(
-        "decoding {} images at {}x{} in {} partitions".format(
-            len(capped), settings.image_size, settings.image_size, partitions
-        )
+    batches = balanced_batches(
+        {q: c["bytes"] for q, c in by_qualified.items()}, settings.partitions or 2 * sc.defaultParallelism
     )
-    pattern = ",".join(as_glob(q) for q in sorted(by_qualified))
-    # binaryFiles packs small files into few splits; spreading the bytes first keeps every core decoding.
+    log(
+        "decoding {} images at {}x{} in {} tasks".format(
+            len(capped), settings.image_size, settings.image_size, len(batches)
+        ),
+        started,
+    )
+    # Only URIs travel to the executors, which read the bytes themselves: no shuffle of raw files.
     decoded = (
-        sc.binaryFiles(pattern, minPartitions=partitions)
-        .repartition(partitions)
-        .mapPartitions(decode_partition(frozenset(by_qualified), settings.image_size))
+        sc.parallelize(batches, max(1, len(batches)))
+        .mapPartitions(decode_batches(settings.image_size))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     outcomes = decoded.map(lambda t: (t[0], t[1], t[2])).collect()
@@ -200,12 +214,6 @@ def run(spark, settings):
             rejections.append({"path": c["path"], "source": c["source"], "reason": reason})
         else:
             digests[c["path"]] = digest
-    missing = set(by_qualified) - {o[0] for o in outcomes}
-    for qualified in sorted(missing):
-        c = by_qualified[qualified]
-        rejections.append(
-            {"path": c["path"], "source": c["source"], "reason": "missing file: could not be read"}
-        )
     by_path = {c["path"]: c for c in capped}
     for duplicate, kept in sorted(selection.find_duplicates(digests).items()):
         rejections.append(
@@ -225,25 +233,24 @@ def run(spark, settings):
         settings.validation_fraction,
         settings.seed,
     )
-    rows = []
-    for c in kept:
-        rows.append(
-            {
-                "path": c["path"],
-                "label": c["label"],
-                "source": c["source"],
-                "patient_id": c["patient_id"],
-                "split": splits[c["path"]],
-                "sha256": digests[c["path"]],
-            }
-        )
-    row_of = {c["qualified"]: (c, splits[c["path"]]) for c in kept}
+    rows = [
+        {
+            "path": c["path"],
+            "label": c["label"],
+            "source": c["source"],
+            "patient_id": c["patient_id"],
+            "split": splits[c["path"]],
+            "sha256": digests[c["path"]],
+        }
+        for c in kept
+    ]
     size = settings.image_size
+    row_of = {c["qualified"]: (c, splits[c["path"]]) for c in kept}
 
     def to_row(t):
         c, split = row_of[t[0]]
         return (
-            bytearray(t[3]),
+            bytearray(t[3]),  # Spark 2.4 takes only bytearray for BinaryType
             size,
             size,
             c["label"],
@@ -256,15 +263,18 @@ def run(spark, settings):
             split,
         )
 
-    kept_qualified = frozenset(row_of)
-    frame = spark.createDataFrame(decoded.filter(lambda t: t[0] in kept_qualified).map(to_row), SCHEMA)
-    files_out = max(1, len(rows) * size * size * 3 // (64 << 20))
-    log("writing {} images to {}/data".format(len(rows), output))
+    # Rejected and duplicate images have no row.
+    frame = spark.createDataFrame(decoded.filter(lambda t: t[0] in row_of).map(to_row), SCHEMA)
+    # About 64 MB of pixels per file, but at least one file per core so that every core writes.
+    files_out = max(sc.defaultParallelism, len(rows) * size * size * 3 // (64 << 20))
+    log("writing {} images to {}/data".format(len(rows), output), started)
     (
         # coalesce, not repartition: the decoded pixels are cached, so no second shuffle of the images.
         frame.coalesce(files_out)
         .sortWithinPartitions("split", "original_path")
         .write.mode("overwrite")
+        # Parquet tries a dictionary for every column first; for image bytes that is wasted work.
+        .option("parquet.enable.dictionary#image", "false")
         .partitionBy("split")
         .parquet(output + "/data")
     )
