@@ -6,12 +6,17 @@ Prints three ratios, each against a baseline measured in the same run:
   2. bytes per image of our Parquet (uint8) vs the paper's format (flattened [0,1] floats as CSV);
   3. seconds to load the train split as float32 arrays from ours vs from that CSV.
 
-Usage: .venv/bin/python bench/etl.py [--sample ../shared/data/cxr-sample] [--csv-images 60]
+With --scale K the sample is copied K times (each copy's bytes made distinct by padding after
+the image's end marker, so deduplication keeps them), to separate Spark's fixed cost per job
+from its cost per image.
+
+Usage: .venv/bin/python bench/etl.py [--sample ../shared/data/cxr-sample] [--scale 1] [--csv-images 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import statistics
 import tempfile
 import time
@@ -22,16 +27,45 @@ import pandas as pd
 
 from jobs.dataset import open_dataset, to_float
 from jobs.etl import imaging, spark_job
-from jobs.etl.hadoop import as_glob
+from jobs.etl.batching import balanced_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def plain_loop(paths: list[Path], size: int) -> float:
+    """One process on one core: OpenCV's thread pool is off here as in each Spark task."""
+    imaging.use_one_thread()
     started = time.perf_counter()
     for path in paths:
         imaging.decode_and_resize(path.read_bytes(), size)
     return time.perf_counter() - started
+
+
+def scaled_sample(sample: Path, copies: int, into: Path) -> Path:
+    """The sample's Cohen and NIH sources with every image and its metadata row repeated ``copies`` times."""
+    for kind, metadata, column in (
+        ("cohen", "metadata.csv", "filename"),
+        ("nih", "Data_Entry_2017.csv", "Image Index"),
+    ):
+        (into / kind / "images").mkdir(parents=True)
+        with open(sample / kind / metadata, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames, list(reader)
+        present = {p.name: p.read_bytes() for p in (sample / kind / "images").iterdir()}
+        copied = []
+        for copy in range(copies):
+            for row in rows:
+                data = present.get(row[column])
+                if data is None:
+                    continue
+                name = f"{copy}-{row[column]}"
+                (into / kind / "images" / name).write_bytes(data + b"\0" * copy)
+                copied.append({**row, column: name})
+        with open(into / kind / metadata, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(copied)
+    return into
 
 
 def spark_run(spark, sample: Path, out: Path, size: int) -> float:
@@ -52,15 +86,11 @@ def spark_run(spark, sample: Path, out: Path, size: int) -> float:
 def spark_decode_stage(spark, paths: list[Path], size: int) -> float:
     """The decode+resize alone as a Spark job over the same files (no selection, split or write)."""
     sc = spark.sparkContext
-    qualified = [f"file:{p.resolve()}" for p in paths]
-    pattern = ",".join(as_glob(q) for q in qualified)
-    started = time.perf_counter()
-    count = (
-        sc.binaryFiles(pattern)
-        .repartition(4 * sc.defaultParallelism)
-        .mapPartitions(spark_job.decode_partition(frozenset(qualified), size))
-        .count()
+    batches = balanced_batches(
+        {f"file:{p.resolve()}": p.stat().st_size for p in paths}, 2 * sc.defaultParallelism
     )
+    started = time.perf_counter()
+    count = sc.parallelize(batches, len(batches)).mapPartitions(spark_job.decode_batches(size)).count()
     assert count == len(paths), count
     return time.perf_counter() - started
 
@@ -80,15 +110,20 @@ def main() -> None:
     parser.add_argument("--sample", type=Path, default=ROOT.parent / "shared" / "data" / "cxr-sample")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--scale", type=int, default=1, choices=range(1, 65), metavar="1..64", help="copies of the sample"
+    )
     parser.add_argument("--csv-images", type=int, default=60, help="train images written to the CSV baseline")
     args = parser.parse_args()
 
-    paths = sorted((args.sample / "cohen" / "images").iterdir()) + sorted(
-        (args.sample / "nih" / "images").iterdir()
-    )
     spark = spark_job.local_session("cxr-bench")
     cores = spark.sparkContext.defaultParallelism
     with tempfile.TemporaryDirectory() as tmp:
+        if args.scale > 1:
+            args.sample = scaled_sample(args.sample, args.scale, Path(tmp) / "scaled")
+        paths = sorted((args.sample / "cohen" / "images").iterdir()) + sorted(
+            (args.sample / "nih" / "images").iterdir()
+        )
         out = Path(tmp) / "ds"
         spark_run(spark, args.sample, out, args.size)  # warm-up: JVM, Python workers, imports
         spark_times = [spark_run(spark, args.sample, out, args.size) for _ in range(args.repeats)]
@@ -96,11 +131,11 @@ def main() -> None:
         loop_times = [plain_loop(paths, args.size) for _ in range(args.repeats)]
         n = len(paths)
         loop_ips = n / statistics.median(loop_times)
-        print(f"images: {n}, Spark cores: {cores}, repeats: {args.repeats} (medians)")
-        print(f"plain loop (read+decode+resize), 1 process: {loop_ips:.1f} images/s")
+        print(f"images: {n} (sample x{args.scale}), Spark cores: {cores}, repeats: {args.repeats} (medians)")
+        print(f"plain loop (read+decode+resize), 1 process, 1 thread: {loop_ips:.1f} images/s")
         for name, times in (
-            ("Spark decode stage (read+decode+resize)", stage_times),
-            ("Spark whole ETL job (+select, dedupe, split, write Parquet)", spark_times),
+            ("Spark decode stage (read+decode+resize: the loop's work)", stage_times),
+            ("Spark whole ETL job (+list, select, hash, dedupe, split, write Parquet)", spark_times),
         ):
             ips = n / statistics.median(times)
             print(f"{name}: {ips:.1f} images/s = {ips / cores:.1f} per core")
