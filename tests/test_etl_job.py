@@ -91,6 +91,26 @@ def test_two_runs_give_the_same_fingerprint_and_rows(spark, sample, small_datase
     assert sorted(read_rows(small_dataset), key=key) == sorted(read_rows(again), key=key)
 
 
+def test_row_order_does_not_depend_on_how_many_tasks_decoded(spark, sample, tmp_path):
+    """Cores set the decode tasks; the files and their row order (hence seeded training) must not move."""
+    orders = []
+    for tasks in (1, 7):
+        out = tmp_path / f"tasks{tasks}"
+        code = run_etl(
+            spark,
+            f"--source=cohen={sample / 'cohen'}",
+            f"--source=nih={sample / 'nih'}",
+            f"--output={out}",
+            "--image-size=64",
+            "--file-mb=1",
+            f"--partitions={tasks}",
+        )
+        assert code == 0
+        assert len(list((out / "data" / "split=train").glob("*.parquet"))) > 1
+        orders.append([(r["original_path"], r["sha256"]) for r in pq.read_table(out / "data").to_pylist()])
+    assert orders[0] == orders[1]
+
+
 @pytest.fixture(scope="module")
 def broken_sources(sample, tmp_path_factory) -> tuple[Path, Path, Path]:
     """Real files made bad on purpose: truncated, corrupt, missing, duplicated, unknown label."""

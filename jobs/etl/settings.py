@@ -87,6 +87,9 @@ def build_parser(prog="cxr etl"):
     )
     p.add_argument("--seed", type=int, default=20200627, help="seed of caps and splits")
     p.add_argument("--partitions", type=int, default=0, help="decode tasks (default: 2 per core)")
+    p.add_argument(
+        "--file-mb", type=int, default=64, help="about this many MB of pixels per Parquet file (default 64)"
+    )
     return p
 
 
@@ -94,6 +97,8 @@ def parse_settings(argv):
     args = build_parser().parse_args(argv)
     if args.test_fraction + args.validation_fraction >= 1:
         raise EtlError("--test-fraction + --validation-fraction must leave images for training")
+    if args.file_mb < 1:
+        raise EtlError("--file-mb must be at least 1")
     if args.image_size < 32:
         raise EtlError("--image-size must be at least 32 pixels")
     return args
@@ -104,5 +109,5 @@ def settings_record(args):
     record = dict(vars(args))
     record["source"] = [list(s) for s in args.source]
     record["cap"] = dict(args.cap)
-    record.pop("partitions")
+    record.pop("partitions")  # how the work is spread over the cores never changes the output
     return record

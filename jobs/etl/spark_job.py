@@ -265,13 +265,13 @@ def run(spark, settings):
 
     # Rejected and duplicate images have no row.
     frame = spark.createDataFrame(decoded.filter(lambda t: t[0] in row_of).map(to_row), SCHEMA)
-    # About 64 MB of pixels per file, but at least one file per core so that every core writes.
-    files_out = max(sc.defaultParallelism, len(rows) * size * size * 3 // (64 << 20))
+    files_out = max(1, len(rows) * size * size * 3 // (settings.file_mb << 20))
+    # The file a row lands in depends on its path alone, never on how many cores decoded it, so the
+    # dataset's row order, and with it a seeded training run, is the same on every machine.
+    placed = frame.coalesce(1) if files_out == 1 else frame.repartition(files_out, "original_path")
     log("writing {} images to {}/data".format(len(rows), output), started)
     (
-        # coalesce, not repartition: the decoded pixels are cached, so no second shuffle of the images.
-        frame.coalesce(files_out)
-        .sortWithinPartitions("split", "original_path")
+        placed.sortWithinPartitions("split", "original_path")
         .write.mode("overwrite")
         # Parquet tries a dictionary for every column first; for image bytes that is wasted work.
         .option("parquet.enable.dictionary#image", "false")
