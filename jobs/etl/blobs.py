@@ -22,9 +22,14 @@ def _split(uri):
 
 def check_readable(uri):
     """Raises ValueError on the driver, before any task starts, for a URI executors cannot read."""
-    scheme, _ = _split(uri)
+    _readable_split(uri)
+
+
+def _readable_split(uri):
+    scheme, rest = _split(uri)
     if scheme not in ("", "file") + S3_SCHEMES:
         raise ValueError("{}: images must be local files or s3:// objects, not {}:".format(uri, scheme))
+    return scheme, rest
 
 
 def _s3_client():
@@ -37,8 +42,7 @@ def _s3_client():
 
 def read_blob(uri):
     """The file's bytes, or None when it does not exist (a rejection, not a crash)."""
-    check_readable(uri)
-    scheme, rest = _split(uri)
+    scheme, rest = _readable_split(uri)
     if scheme in S3_SCHEMES:
         bucket, _, key = rest.lstrip("/").partition("/")
         client = _s3_client()
