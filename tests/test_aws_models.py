@@ -19,19 +19,11 @@ from moto import mock_aws
 from jobs.experiment import load_experiment
 from jobs.pipeline_input import state_machine_input
 from tests.aws_models import deployed_definition_text, request_problems
-from tests.cdk_support import ROOT, all_states, synthesize
+from tests.cdk_support import ROOT, SWITCHES_ON, all_states, synthesize
 from tests.sfn_support import Mocks, TaskCall, mocked_tasks, recorded_task_calls, run_execution
 
 EXPERIMENTS = sorted(path.stem for path in (ROOT / "experiments").glob("*.json"))
-VARIANTS = {
-    "cdk.json": {},
-    "spot+vpc+isolation+tls": {
-        "useSpot": True,
-        "trainingInVpc": True,
-        "networkIsolation": True,
-        "emrInTransitCertificatesUri": "s3://cxr-certificates-123456789012/emr-tls.zip",
-    },
-}
+VARIANTS = {"cdk.json": {}, "spot+vpc+isolation+tls": SWITCHES_ON}
 BUCKETS = {"raw_uri": "s3://cxr-raw-123456789012", "artifacts_uri": "s3://cxr-artifacts-123456789012"}
 DATASETS_BUCKET = "cxr-datasets-123456789012"
 # What the services answer, in their formats: the next states read these values.
