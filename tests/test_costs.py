@@ -101,7 +101,7 @@ def test_uncapped_source_of_unknown_size_is_reported():
         {
             "name": "mine",
             "etl": {"sources": [{"kind": "folders", "uri": "mine"}]},
-            "training": {"task": "binary"},
+            "training": {"task": "binary", "models": ["small_cnn"]},
         }
     )
     with pytest.raises(CostError, match=r"etl\.caps"):
