@@ -1,0 +1,149 @@
+"""Near-duplicates: the same radiograph re-encoded, resized or cropped, under another name or source.
+
+Two stages, both measured on the real sample (``bench/near_duplicates.py``; README, "Near-duplicates"):
+
+1. A 64-bit DCT perceptual hash (pHash: grayscale, area-resized to 32x32, 2-D DCT, the 8x8 lowest
+   frequencies against their median) finds candidate pairs within ``CANDIDATE_DISTANCE`` bits.
+   DCT because JPEG re-encoding and rescaling leave the low frequencies alone (0-2 bits), where an
+   average hash moves with brightness. Alone it cannot decide: chest X-rays share their layout, so
+   distinct radiographs of different patients come within 4 bits, while a 3% crop moves 18.
+2. A candidate pair is the same image when the best normalised correlation of their high-passed
+   64x64 thumbnails, over small zooms (a crop is a zoom) and shifts, reaches ``MIN_SIMILARITY``.
+
+Pure numpy/cv2, Python 3.7: the hash and thumbnail are made on EMR's executors.
+"""
+
+import cv2
+import numpy as np
+
+HASH_NAME = "dct-phash-64"
+HASH_SIDE = 32
+LOW_FREQUENCIES = 8
+THUMBNAIL_SIDE = 64
+CANDIDATE_DISTANCE = 18
+MIN_SIMILARITY = 0.90
+_HIGH_PASS_SIGMA = 3.0
+_MARGIN = 6
+_ZOOMS = (1.0, 1.02, 1.04, 1.06, 1.08)
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def perceptual_hash(rgb):
+    """(H, W, 3) uint8 RGB -> 16 hex digits (64 bits)."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(gray, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
+    low = cv2.dct(small)[:LOW_FREQUENCIES, :LOW_FREQUENCIES].ravel()
+    bits = low > np.median(low)
+    return "{:016x}".format(int("".join("1" if b else "0" for b in bits), 2))
+
+
+def thumbnail(rgb):
+    """(H, W, 3) uint8 RGB -> 64x64 grayscale uint8 bytes, kept for the second stage."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    side = (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
+    return cv2.resize(gray, side, interpolation=cv2.INTER_AREA).tobytes()
+
+
+def hamming(a, b):
+    """Bits that differ between two hex hashes."""
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def hash_array(hashes):
+    """Hex hashes -> uint64 array (for vectorised distances)."""
+    return np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+
+
+def distances_to(values, value):
+    """Hamming distances from one uint64 hash to each of ``values``."""
+    xor = np.bitwise_xor(values, np.uint64(value))
+    return _POPCOUNT[xor.view(np.uint8)].reshape(-1, 8).sum(axis=1)
+
+
+def close_pairs(hashes, threshold, others=None):
+    """``[(i, j, distance)]`` with distance <= threshold: i < j within ``hashes``, or, with ``others``,
+    every i of ``hashes`` against every j of ``others``. O(n*m), vectorised per row."""
+    a = hash_array(hashes)
+    b = a if others is None else hash_array(others)
+    pairs = []
+    for i in range(len(a)):
+        start = i + 1 if others is None else 0
+        d = distances_to(b[start:], a[i])
+        for j in np.nonzero(d <= threshold)[0]:
+            pairs.append((i, int(j) + start, int(d[j])))
+    return pairs
+
+
+class Views(object):
+    """One image's high-passed thumbnail and its zoomed centres, computed once for all its pairs."""
+
+    def __init__(self, thumbnail_bytes):
+        side = THUMBNAIL_SIDE
+        gray = np.frombuffer(thumbnail_bytes, np.uint8).reshape(side, side).astype(np.float32)
+        self.full = gray - cv2.GaussianBlur(gray, (0, 0), _HIGH_PASS_SIGMA)
+        self.templates = []
+        for zoom in _ZOOMS:
+            n = int(round(side * zoom))
+            zoomed = cv2.resize(self.full, (n, n), interpolation=cv2.INTER_LINEAR)
+            start = (n - side) // 2 + _MARGIN
+            self.templates.append(
+                zoomed[start : start + side - 2 * _MARGIN, start : start + side - 2 * _MARGIN]
+            )
+
+
+def similarity(a, b):
+    """Best normalised correlation of either image's zoomed centre anywhere in the other (1 = same)."""
+    best = -1.0
+    for one, other in ((a, b), (b, a)):
+        for template in one.templates:
+            best = max(best, float(cv2.matchTemplate(other.full, template, cv2.TM_CCOEFF_NORMED).max()))
+    return best
+
+
+def matches(hashes, thumbnails, others=None):
+    """``[(i, j, distance, similarity)]``: the pairs judged to be one radiograph (see the module's doc).
+
+    ``others``: ``(hashes, thumbnails)`` of another dataset, to compare across instead of within."""
+    other_hashes, other_thumbnails = (hashes, thumbnails) if others is None else others
+    candidates = close_pairs(hashes, CANDIDATE_DISTANCE, None if others is None else other_hashes)
+    left = {}
+    right = left if others is None else {}
+    found = []
+    for i, j, distance in candidates:
+        if i not in left:
+            left[i] = Views(thumbnails[i])
+        if j not in right:
+            right[j] = Views(other_thumbnails[j])
+        score = similarity(left[i], right[j])
+        if score >= MIN_SIMILARITY:
+            found.append((i, j, distance, round(score, 4)))
+    return found
+
+
+class UnionFind(object):
+    """Groups of keys joined by pairs; each group's representative is its smallest key."""
+
+    def __init__(self, keys=()):
+        self.parent = {k: k for k in keys}
+
+    def find(self, key):
+        self.parent.setdefault(key, key)
+        root = key
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[key] != root:
+            self.parent[key], key = root, self.parent[key]
+        return root
+
+    def union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            low, high = sorted((ra, rb))
+            self.parent[high] = low
+
+    def groups(self):
+        """{representative: sorted members} for groups of two or more."""
+        members = {}
+        for key in self.parent:
+            members.setdefault(self.find(key), []).append(key)
+        return {root: sorted(keys) for root, keys in members.items() if len(keys) > 1}
