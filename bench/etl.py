@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.dataset import open_dataset, to_float
-from jobs.etl import imaging, spark_job
+from jobs.etl import decoding, imaging, spark_job
 from jobs.etl.batching import balanced_batches
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def spark_decode_stage(spark, paths: list[Path], size: int) -> float:
         {f"file:{p.resolve()}": p.stat().st_size for p in paths}, 2 * sc.defaultParallelism
     )
     started = time.perf_counter()
-    count = sc.parallelize(batches, len(batches)).mapPartitions(spark_job.decode_batches(size)).count()
+    count = sc.parallelize(batches, len(batches)).mapPartitions(decoding.decode_batches(size)).count()
     assert count == len(paths), count
     return time.perf_counter() - started
 

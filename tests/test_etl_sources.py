@@ -65,7 +65,8 @@ def test_cohen_reports_a_missing_file(sample):
     root = sample / "cohen"
     text = sources.decode_text((root / "metadata.csv").read_bytes(), "metadata.csv")
     listing = _listing(root)
-    listing.pop(sorted(listing)[0])
+    selected = sources.read_cohen(text, "metadata.csv", str(root), listing, sources.Rules()).candidates
+    listing.pop(selected[0]["path"])
     result = sources.read_cohen(text, "metadata.csv", str(root), listing, sources.Rules())
     assert len(result.candidates) == 119
     assert [r["reason"].split(":")[0] for r in result.rejections] == ["missing file"]

@@ -2,15 +2,17 @@
 
 Two stages, both measured on the real sample (``bench/near_duplicates.py``; README, "Near-duplicates"):
 
-1. A 64-bit DCT perceptual hash (pHash: grayscale, area-resized to 32x32, 2-D DCT, the 8x8 lowest
-   frequencies against their median) finds candidate pairs within ``CANDIDATE_DISTANCE`` bits.
-   DCT because JPEG re-encoding and rescaling leave the low frequencies alone (0-2 bits), where an
-   average hash moves with brightness. Alone it cannot decide: chest X-rays share their layout, so
-   distinct radiographs of different patients come within 4 bits, while a 3% crop moves 18.
-2. A candidate pair is the same image when the best normalised correlation of their high-passed
-   64x64 thumbnails, over small zooms (a crop is a zoom) and shifts, reaches ``MIN_SIMILARITY``.
+1. Candidates: 64-bit DCT perceptual hashes (pHash: grayscale, area-resized to 32x32, 2-D DCT, the
+   8x8 lowest frequencies against their median) of the image and of its centre zoomed by 3% and 6%.
+   A pair is a candidate when one image's full hash is within ``CANDIDATE_DISTANCE`` bits of any
+   hash of the other. DCT because JPEG re-encoding and rescaling leave the low frequencies alone
+   (0-2 bits) where an average hash moves with brightness; the zoomed hashes because a crop is a
+   zoom, which moves a single hash by up to 18 bits on a 3% crop.
+2. A hash cannot decide alone: chest X-rays share their layout, so radiographs of different
+   patients come within 4 bits. A candidate pair is one image when the best normalised correlation
+   of their high-passed 64x64 thumbnails, over small zooms and shifts, reaches ``MIN_SIMILARITY``.
 
-Pure numpy/cv2, Python 3.7: the hash and thumbnail are made on EMR's executors.
+Pure numpy/cv2, Python 3.7: hashes and thumbnails are made on EMR's executors.
 """
 
 import cv2
@@ -20,8 +22,9 @@ HASH_NAME = "dct-phash-64"
 HASH_SIDE = 32
 LOW_FREQUENCIES = 8
 THUMBNAIL_SIDE = 64
-CANDIDATE_DISTANCE = 18
-MIN_SIMILARITY = 0.90
+HASH_ZOOMS = (1.0, 1.03, 1.06)
+CANDIDATE_DISTANCE = 8
+MIN_SIMILARITY = 0.85
 _HIGH_PASS_SIGMA = 3.0
 _MARGIN = 6
 _ZOOMS = (1.0, 1.02, 1.04, 1.06, 1.08)
@@ -37,6 +40,16 @@ def perceptual_hash(rgb):
     return "{:016x}".format(int("".join("1" if b else "0" for b in bits), 2))
 
 
+def zoomed_hashes(rgb):
+    """The hashes of the image and of its centre zoomed by each of ``HASH_ZOOMS``, space-separated."""
+    height, width = rgb.shape[:2]
+    hashes = []
+    for zoom in HASH_ZOOMS:
+        dy, dx = int(height * (1 - 1 / zoom) / 2), int(width * (1 - 1 / zoom) / 2)
+        hashes.append(perceptual_hash(rgb[dy : height - dy, dx : width - dx]))
+    return " ".join(hashes)
+
+
 def thumbnail(rgb):
     """(H, W, 3) uint8 RGB -> 64x64 grayscale uint8 bytes, kept for the second stage."""
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -44,31 +57,29 @@ def thumbnail(rgb):
     return cv2.resize(gray, side, interpolation=cv2.INTER_AREA).tobytes()
 
 
-def hamming(a, b):
-    """Bits that differ between two hex hashes."""
-    return bin(int(a, 16) ^ int(b, 16)).count("1")
+def hash_matrix(hashes):
+    """Space-separated zoomed hashes -> (n, zooms) uint64 array (for vectorised distances)."""
+    return np.array([[int(h, 16) for h in text.split()] for text in hashes], dtype=np.uint64).reshape(
+        len(hashes), len(HASH_ZOOMS)
+    )
 
 
-def hash_array(hashes):
-    """Hex hashes -> uint64 array (for vectorised distances)."""
-    return np.array([int(h, 16) for h in hashes], dtype=np.uint64)
-
-
-def distances_to(values, value):
-    """Hamming distances from one uint64 hash to each of ``values``."""
-    xor = np.bitwise_xor(values, np.uint64(value))
-    return _POPCOUNT[xor.view(np.uint8)].reshape(-1, 8).sum(axis=1)
+def _bits(a, b):
+    xor = np.bitwise_xor(a, b)
+    return _POPCOUNT[xor.view(np.uint8)].reshape(xor.shape + (8,)).sum(axis=-1)
 
 
 def close_pairs(hashes, threshold, others=None):
-    """``[(i, j, distance)]`` with distance <= threshold: i < j within ``hashes``, or, with ``others``,
-    every i of ``hashes`` against every j of ``others``. O(n*m), vectorised per row."""
-    a = hash_array(hashes)
-    b = a if others is None else hash_array(others)
+    """``[(i, j, distance)]``: one image's full hash within ``threshold`` bits of any hash of the other;
+    i < j within ``hashes``, or, with ``others``, every i of ``hashes`` against every j of ``others``.
+    O(n*m), vectorised per row."""
+    a = hash_matrix(hashes)
+    b = a if others is None else hash_matrix(others)
     pairs = []
     for i in range(len(a)):
         start = i + 1 if others is None else 0
-        d = distances_to(b[start:], a[i])
+        rest = b[start:]
+        d = np.minimum(_bits(rest, a[i, 0]).min(axis=1), _bits(rest[:, :1], a[i]).min(axis=1))
         for j in np.nonzero(d <= threshold)[0]:
             pairs.append((i, int(j) + start, int(d[j])))
     return pairs
