@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in summary_lines(report):
         print(line)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
     return EXIT_LEAK if report["leaks"] else EXIT_CLEAN
 
