@@ -13,6 +13,7 @@ import pytest
 
 from jobs import audit_data
 from jobs.etl import spark_job
+from jobs.etl.manifest import summary_lines
 from jobs.experiment import etl_arguments, load_experiment, source_uris
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +92,8 @@ def test_changed_copies_in_another_source_are_grouped_with_their_original_in_one
         assert len({m["split"] for m in group["members"]}) == 1, group
         assert group["sources"] == ["cohen", "folders"]
     assert len(report["cross_source"]) == 6  # the warning lists each pair across sources
+    warnings = [line for line in summary_lines(_manifest(trust["main"])) if "WARNING near-duplicates" in line]
+    assert len(warnings) == 6 and all("cohen / folders" in w or "folders / cohen" in w for w in warnings)
     rows = pq.read_table(trust["main"] / "data", columns=["original_path", "phash", "split"]).to_pylist()
     split_of = {r["original_path"]: r["split"] for r in rows}
     assert all(len(r["phash"].split()) == 3 for r in rows)

@@ -240,12 +240,10 @@ def judge(outcomes, chosen, settings, started):
             settings.seed,
         )
     split_of_group = {joins.group_of(c["patient_id"]): splits[c["path"]] for c in kept}
-    report = {
-        "merged_patients": joins.merged(split_of_group),
-        "perceptual_hashes": {c["path"]: decoded[c["path"]].phash for c in kept},
-    }
+    report = {"merged_patients": joins.merged(split_of_group)}
     if not settings.no_near_duplicates:
         report["near_duplicates"] = grouping.near_duplicate_report(kept, pairs, splits)
+        report["perceptual_hashes"] = {c["path"]: decoded[c["path"]].phash for c in kept}
     return Judged(kept, decoded, splits, report)
 
 
