@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobs.etl.labels import CLASSES, canonical_label
+from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 
 MODEL_NAMES = ("resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn")
 TASKS = ("binary", "multiclass")
@@ -32,7 +33,7 @@ class _Strict(BaseModel):
 class Source(_Strict):
     """A raw data source in its own layout: ``cohen``, ``nih`` or ``folders`` (one folder per class)."""
 
-    kind: Literal["cohen", "nih", "folders"]
+    kind: Literal[KIND_NAMES]  # type: ignore[valid-type]  # one table of kinds: jobs.etl.sources.KINDS
     uri: str = Field(
         min_length=1,
         description="local folder or s3:// prefix; relative paths resolve "
@@ -44,7 +45,7 @@ class LabelRule(_Strict):
     """Maps a finding of one source to a class (``cxr etl --label KIND:FINDING=CLASS``); rules are
     tried in order, first match wins, and a source with rules no longer uses the paper's mapping."""
 
-    source: Literal["cohen", "nih"]
+    source: Literal[LABELLED_KIND_NAMES]  # type: ignore[valid-type]
     finding: str = Field(min_length=1, description="Cohen: substring of 'finding'; NIH: one of its labels")
     label: str
 

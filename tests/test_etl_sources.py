@@ -108,3 +108,16 @@ def test_label_rules_per_source_map_cohen_findings_in_order(sample):
     # 52 non-COVID records: 5 No Finding and 21 "Pneumo" records (three files have two) mapped
     assert result.exclusions == {"cohen: finding without COVID-19 or No Finding or Pneumo": 26}
     assert sources.Rules().label_of("nih", ["Infiltration", "Pneumonia"]) == "Pneumonia"
+
+
+def test_source_kinds_are_defined_once():
+    """The command line and the experiment schema take exactly the kinds of ``sources.KINDS``."""
+    from typing import get_args
+
+    from jobs.etl.settings import parse_settings
+    from jobs.experiment import LabelRule, Source
+
+    assert get_args(Source.model_fields["kind"].annotation) == tuple(sources.KINDS)
+    assert get_args(LabelRule.model_fields["source"].annotation) == ("cohen", "nih")
+    for kind in sources.KINDS:
+        assert parse_settings([f"--source={kind}=/d", "--output=/o"]).source == [(kind, "/d")]

@@ -4,15 +4,14 @@ import argparse
 
 from jobs.etl.errors import EtlError
 from jobs.etl.labels import CLASSES, canonical_label
-
-SOURCE_KINDS = ("cohen", "nih", "folders")
+from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 
 
 def _source(text):
     kind, sep, uri = text.partition("=")
-    if not sep or kind not in SOURCE_KINDS or not uri:
+    if not sep or kind not in KIND_NAMES or not uri:
         raise argparse.ArgumentTypeError(
-            "expected KIND=DIR with KIND one of {}, got {!r}".format("/".join(SOURCE_KINDS), text)
+            "expected KIND=DIR with KIND one of {}, got {!r}".format("/".join(KIND_NAMES), text)
         )
     return kind, uri.rstrip("/")
 
@@ -32,10 +31,10 @@ def _label_rule(text):
     kind, _, rest = text.partition(":")
     finding, sep, name = rest.rpartition("=")
     label = canonical_label(name)
-    if kind not in ("cohen", "nih") or not sep or not finding.strip() or label is None:
+    if kind not in LABELLED_KIND_NAMES or not sep or not finding.strip() or label is None:
         raise argparse.ArgumentTypeError(
-            "expected KIND:FINDING=CLASS with KIND cohen or nih and CLASS one of {}, got {!r}".format(
-                "/".join(CLASSES), text
+            "expected KIND:FINDING=CLASS with KIND one of {} and CLASS one of {}, got {!r}".format(
+                "/".join(LABELLED_KIND_NAMES), "/".join(CLASSES), text
             )
         )
     return kind, finding.strip(), label

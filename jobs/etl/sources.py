@@ -9,7 +9,7 @@ import csv
 import io
 import posixpath
 import re
-from collections import Counter
+from collections import Counter, namedtuple
 
 from jobs.etl.errors import EtlError
 from jobs.etl.labels import canonical_label
@@ -219,3 +219,19 @@ def read_folders(root, files):
             }
         )
     return result
+
+
+# A source kind: the metadata file in its root (None: none) and its reader, called as
+# ``read(text, uri, root, images, rules)``. A new source is one reader registered here; the command
+# line, the experiment schema and the ETL's dispatch all derive from this table.
+SourceKind = namedtuple("SourceKind", ["metadata", "read"])
+KINDS = {
+    "cohen": SourceKind("metadata.csv", read_cohen),
+    "nih": SourceKind(
+        "Data_Entry_2017.csv", lambda text, uri, root, images, rules: read_nih(text, uri, images, rules)
+    ),
+    "folders": SourceKind(None, lambda text, uri, root, images, rules: read_folders(root, images)),
+}
+KIND_NAMES = tuple(KINDS)
+# Kinds whose metadata names findings, which label rules map to classes.
+LABELLED_KIND_NAMES = tuple(name for name, kind in KINDS.items() if kind.metadata)

@@ -50,8 +50,6 @@ Selected = namedtuple(
 )
 Judged = namedtuple("Judged", ["kept", "decoded", "splits", "report"])
 
-METADATA_FILES = {"cohen": "metadata.csv", "nih": "Data_Entry_2017.csv"}
-
 
 def log(message, started):
     """A progress line with the seconds since the job started, so that slow phases show."""
@@ -89,24 +87,21 @@ def read_sources(files, settings):
         except ValueError as exc:
             raise EtlError("--source {}={}: {}".format(kind, root, exc)) from None
         images = {p: q for p, q in listing.items() if sources.is_image(p)}
-        if kind == "folders":
-            part = sources.read_folders(root, images)
+        reader = sources.KINDS[kind]
+        if reader.metadata is None:
+            part = reader.read(None, None, root, images, rules)
             expected.update(c["label"] for c in part.candidates)
         else:
-            uri = root + "/" + METADATA_FILES[kind]
+            uri = root + "/" + reader.metadata
             data = files.read_bytes(uri) if uri in listing else None
             if data is None:
                 raise EtlError(
                     "{}: metadata file not found; a {} source needs {} in its root folder".format(
-                        uri, kind, METADATA_FILES[kind]
+                        uri, kind, reader.metadata
                     )
                 )
             digests[uri] = imaging.content_digest(data)
-            text = sources.decode_text(data, uri)
-            if kind == "cohen":
-                part = sources.read_cohen(text, uri, root, images, rules)
-            else:
-                part = sources.read_nih(text, uri, images, rules)
+            part = reader.read(sources.decode_text(data, uri), uri, root, images, rules)
             expected.update(label for _, label in rules.labels[kind])
         for c in part.candidates:
             c["qualified"], c["bytes"] = images[c["path"]]
