@@ -72,13 +72,14 @@ def main() -> None:
     changed: dict[str, list[tuple[int, float]]] = {name: [] for name in CHANGES}
     for path in paths:
         rgb = imaging.decode(path.read_bytes())
-        hashes.append(nd.zoomed_hashes(rgb))
-        thumbs.append(nd.thumbnail(rgb))
+        own_hashes, own_thumbnail = nd.describe(rgb)
+        hashes.append(own_hashes)
+        thumbs.append(own_thumbnail)
         own = nd.Views(thumbs[-1])
         for name, change in CHANGES.items():
-            other = change(rgb)
-            distance = nd.close_pairs([hashes[-1]], 64, [nd.zoomed_hashes(other)])[0][2]
-            changed[name].append((distance, nd.similarity(own, nd.Views(nd.thumbnail(other)))))
+            other_hashes, other_thumbnail = nd.describe(change(rgb))
+            distance = nd.close_pairs([own_hashes], 64, [other_hashes])[0][2]
+            changed[name].append((distance, nd.similarity(own, nd.Views(other_thumbnail))))
     owner = patients(args.sample)
     ids = [owner.get(p.name, p.name) for p in paths]
     pairs = nd.close_pairs(hashes, 64)

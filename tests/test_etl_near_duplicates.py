@@ -37,7 +37,8 @@ def nih_images(sample) -> dict[str, np.ndarray]:
 
 
 def _describe(images: list[np.ndarray]) -> tuple[list[str], list[bytes]]:
-    return [near_duplicates.zoomed_hashes(i) for i in images], [near_duplicates.thumbnail(i) for i in images]
+    described = [near_duplicates.describe(i) for i in images]
+    return [h for h, _ in described], [t for _, t in described]
 
 
 def test_changed_copies_are_found_and_nothing_else(nih_images):
@@ -65,13 +66,12 @@ def test_other_radiographs_of_the_same_patient_are_mostly_not_matched(sample, ni
     assert len(same_patient) <= 0.1 * other_visits, same_patient
 
 
-def test_a_hash_is_64_bits_and_stable_under_jpeg(sample):
+def test_hashes_are_64_bits_and_stable_under_jpeg(sample):
     rgb = imaging.decode((sample / "cohen" / "images" / "16745_2_1.PNG").read_bytes())
-    full, *zoomed = near_duplicates.zoomed_hashes(rgb).split()
-    assert len(full) == 16 and len(zoomed) == 2
-    assert near_duplicates.close_pairs(
-        [near_duplicates.zoomed_hashes(rgb)], 2, [near_duplicates.zoomed_hashes(jpeg70(rgb))]
-    )
+    hashes, thumbnail = near_duplicates.describe(rgb)
+    full, *zoomed = hashes.split()
+    assert len(full) == 16 and len(zoomed) == 2 and len(thumbnail) == 64 * 64
+    assert near_duplicates.close_pairs([hashes], 2, [near_duplicates.describe(jpeg70(rgb))[0]])
 
 
 def test_joined_patients_land_in_one_split():

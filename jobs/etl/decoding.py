@@ -19,9 +19,8 @@ def decode_one(uri, size, hashing):
         pixels = imaging.resize(rgb, size).tobytes()
         if not hashing:
             return Decoded(uri, digest, None, pixels, None, None)
-        return Decoded(
-            uri, digest, None, pixels, near_duplicates.zoomed_hashes(rgb), near_duplicates.thumbnail(rgb)
-        )
+        hashes, thumbnail = near_duplicates.describe(rgb)
+        return Decoded(uri, digest, None, pixels, hashes, thumbnail)
     except imaging.ImageRejected as exc:
         return Decoded(uri, digest, str(exc), None, None, None)
     except Exception as exc:  # noqa: BLE001 - a decoder crash is a rejection, not a lost job

@@ -22,6 +22,7 @@ HASH_NAME = "dct-phash-64"
 HASH_SIDE = 32
 LOW_FREQUENCIES = 8
 THUMBNAIL_SIDE = 64
+WORK_SIDE = 256
 HASH_ZOOMS = (1.0, 1.03, 1.06)
 CANDIDATE_DISTANCE = 8
 MIN_SIMILARITY = 0.85
@@ -31,30 +32,26 @@ _ZOOMS = (1.0, 1.02, 1.04, 1.06, 1.08)
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
-def perceptual_hash(rgb):
-    """(H, W, 3) uint8 RGB -> 16 hex digits (64 bits)."""
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+def perceptual_hash(gray):
+    """2-D uint8 grayscale -> 16 hex digits (64 bits)."""
     small = cv2.resize(gray, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
     low = cv2.dct(small)[:LOW_FREQUENCIES, :LOW_FREQUENCIES].ravel()
-    bits = low > np.median(low)
-    return "{:016x}".format(int("".join("1" if b else "0" for b in bits), 2))
+    return "{:016x}".format(int.from_bytes(np.packbits(low > np.median(low)).tobytes(), "big"))
 
 
-def zoomed_hashes(rgb):
-    """The hashes of the image and of its centre zoomed by each of ``HASH_ZOOMS``, space-separated."""
-    height, width = rgb.shape[:2]
+def describe(rgb):
+    """(H, W, 3) uint8 RGB -> (hashes, thumbnail): the hashes of the image and of its centre zoomed
+    by each of ``HASH_ZOOMS`` (space-separated hex), and 64x64 grayscale bytes for the second stage.
+    Both come from one grayscale shrink to ``WORK_SIDE`` square: a full-size pass per hash would
+    cost half as much again as decoding."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    work = cv2.resize(gray, (WORK_SIDE, WORK_SIDE), interpolation=cv2.INTER_AREA)
     hashes = []
     for zoom in HASH_ZOOMS:
-        dy, dx = int(height * (1 - 1 / zoom) / 2), int(width * (1 - 1 / zoom) / 2)
-        hashes.append(perceptual_hash(rgb[dy : height - dy, dx : width - dx]))
-    return " ".join(hashes)
-
-
-def thumbnail(rgb):
-    """(H, W, 3) uint8 RGB -> 64x64 grayscale uint8 bytes, kept for the second stage."""
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        margin = int(round(WORK_SIDE * (1 - 1 / zoom) / 2))
+        hashes.append(perceptual_hash(work[margin : WORK_SIDE - margin, margin : WORK_SIDE - margin]))
     side = (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
-    return cv2.resize(gray, side, interpolation=cv2.INTER_AREA).tobytes()
+    return " ".join(hashes), cv2.resize(work, side, interpolation=cv2.INTER_AREA).tobytes()
 
 
 def hash_matrix(hashes):
