@@ -1,14 +1,17 @@
 """ETL benchmark on the real sample: Spark vs a plain loop, our Parquet vs the paper's CSV.
 
-Prints three ratios, each against a baseline measured in the same run:
+Prints four ratios, each against a baseline measured in the same run:
   1. images/s per core of the Spark job (warm session) vs a single-process loop over the same
      decode+resize function;
   2. bytes per image of our Parquet (uint8) vs the paper's format (flattened [0,1] floats as CSV);
-  3. seconds to load the train split as float32 arrays from ours vs from that CSV.
+  3. seconds to load the train split as float32 arrays from ours vs from that CSV;
+  4. the whole job with near-duplicate detection (perceptual hashes, thumbnails, pair checks) vs
+     the same job with --no-near-duplicates.
 
 With --scale K the sample is copied K times (each copy's bytes made distinct by padding after
 the image's end marker, so deduplication keeps them), to separate Spark's fixed cost per job
-from its cost per image.
+from its cost per image. The copies are near-duplicates by construction, so at --scale K the
+near-duplicate cost (4.) is a worst case: every image is in a group of K.
 
 Usage: .venv/bin/python bench/etl.py [--sample ../shared/data/cxr-sample] [--scale 1] [--csv-images 60]
 """
@@ -26,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.dataset import open_dataset, to_float
-from jobs.etl import imaging, spark_job
+from jobs.etl import decoding, imaging, spark_job
 from jobs.etl.batching import balanced_batches
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +71,7 @@ def scaled_sample(sample: Path, copies: int, into: Path) -> Path:
     return into
 
 
-def spark_run(spark, sample: Path, out: Path, size: int) -> float:
+def spark_run(spark, sample: Path, out: Path, size: int, *extra: str) -> float:
     started = time.perf_counter()
     code = spark_job.main(
         [
@@ -76,6 +79,7 @@ def spark_run(spark, sample: Path, out: Path, size: int) -> float:
             f"--source=nih={sample / 'nih'}",
             f"--output={out}",
             f"--image-size={size}",
+            *extra,
         ],
         session_factory=lambda: spark,
     )
@@ -90,7 +94,7 @@ def spark_decode_stage(spark, paths: list[Path], size: int) -> float:
         {f"file:{p.resolve()}": p.stat().st_size for p in paths}, 2 * sc.defaultParallelism
     )
     started = time.perf_counter()
-    count = sc.parallelize(batches, len(batches)).mapPartitions(spark_job.decode_batches(size)).count()
+    count = sc.parallelize(batches, len(batches)).mapPartitions(decoding.decode_batches(size)).count()
     assert count == len(paths), count
     return time.perf_counter() - started
 
@@ -127,12 +131,14 @@ def main() -> None:
         out = Path(tmp) / "ds"
         spark_run(spark, args.sample, out, args.size)  # warm-up: JVM, Python workers, imports
         spark_decode_stage(spark, paths, args.size)
-        # Interleaved, so that a machine that speeds up or slows down meanwhile affects all three alike.
-        loop_times, stage_times, spark_times = [], [], []
+        # Interleaved, so that a machine that speeds up or slows down meanwhile affects all four alike.
+        loop_times, stage_times, spark_times, unhashed_times = [], [], [], []
         for _ in range(args.repeats):
             loop_times.append(plain_loop(paths, args.size))
             stage_times.append(spark_decode_stage(spark, paths, args.size))
             spark_times.append(spark_run(spark, args.sample, out, args.size))
+            unhashed = Path(tmp) / "unhashed"
+            unhashed_times.append(spark_run(spark, args.sample, unhashed, args.size, "--no-near-duplicates"))
         n = len(paths)
         loop_ips = n / statistics.median(loop_times)
         print(f"images: {n} (sample x{args.scale}), Spark cores: {cores}, repeats: {args.repeats} (medians)")
@@ -148,6 +154,12 @@ def main() -> None:
                 f"RATIO per-core Spark / plain loop, {name.split(' (')[0]}: {ips / cores / loop_ips:.2f}x "
                 f"(per repeat {each[0]:.2f}..{each[-1]:.2f}; target >= 0.8)"
             )
+        each = sorted(a / b for a, b in zip(spark_times, unhashed_times, strict=True))
+        print(
+            f"RATIO whole ETL job with / without near-duplicates (hashes, thumbnails, pairs): "
+            f"{statistics.median(spark_times) / statistics.median(unhashed_times):.2f}x "
+            f"(per repeat {each[0]:.2f}..{each[-1]:.2f}; target <= 1.1)"
+        )
 
         dataset = open_dataset(out)
         parquet_bytes = sum(p.stat().st_size for p in (out / "data").rglob("*.parquet"))

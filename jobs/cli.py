@@ -186,6 +186,10 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
         "one HTML page + report.json for a whole experiment's evaluations",
         _entry_point("jobs.evaluation.report"),
     ),
+    "audit-data": (
+        "patient and near-duplicate overlap between splits and against other datasets (exit 1 on a leak)",
+        _entry_point("jobs.audit_data"),
+    ),
     "run": ("run an experiment end to end on this machine (--local)", _run),
     **{
         name: (help_text, lambda argv, name=name: _cloud(argv, name))

@@ -33,8 +33,17 @@ def _flag(command: list[str], name: str) -> str:
 
 def _containerised(step: Step) -> Step:
     kind = step.command[3]
-    rest = [a for a in step.command[4:] if not a.startswith(("--data=", "--model-dir=", "--output="))]
+    rest = [
+        a
+        for a in step.command[4:]
+        if not a.startswith(("--data=", "--model-dir=", "--output=", "--external="))
+    ]
     mounts = ["-v", f"{_flag(step.command, 'data')}:/opt/ml/input/data/train:ro"]
+    for arg in step.command[4:]:
+        if arg.startswith("--external="):  # an external test set: one more read-only input channel
+            name, _, path = arg[len("--external=") :].partition("=")
+            mounts += ["-v", f"{path}:/opt/ml/input/data/external-{name}:ro"]
+            rest.append(f"--external={name}=/opt/ml/input/data/external-{name}")
     if kind == "train":
         mounts += ["-v", f"{_flag(step.command, 'model-dir')}:/opt/ml/model"]
     else:

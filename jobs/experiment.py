@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobs.etl.labels import CLASSES, canonical_label
+from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 
 MODEL_NAMES = ("resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn")
 TASKS = ("binary", "multiclass")
@@ -32,12 +33,28 @@ class _Strict(BaseModel):
 class Source(_Strict):
     """A raw data source in its own layout: ``cohen``, ``nih`` or ``folders`` (one folder per class)."""
 
-    kind: Literal["cohen", "nih", "folders"]
+    kind: Literal[KIND_NAMES]  # type: ignore[valid-type]  # one table of kinds: jobs.etl.sources.KINDS
     uri: str = Field(
         min_length=1,
         description="local folder or s3:// prefix; relative paths resolve "
         "against the sample folder given to the local runner",
     )
+
+
+class LabelRule(_Strict):
+    """Maps a finding of one source to a class (``cxr etl --label KIND:FINDING=CLASS``); rules are
+    tried in order, first match wins, and a source with rules no longer uses the paper's mapping."""
+
+    source: Literal[LABELLED_KIND_NAMES]  # type: ignore[valid-type]
+    finding: str = Field(min_length=1, description="Cohen: substring of 'finding'; NIH: one of its labels")
+    label: str
+
+    @field_validator("label")
+    @classmethod
+    def _known_class(cls, label: str) -> str:
+        if canonical_label(label) is None:
+            raise ValueError(f"unknown class {label!r}; use one of {list(CLASSES)}")
+        return canonical_label(label)
 
 
 class EtlConfig(_Strict):
@@ -52,6 +69,9 @@ class EtlConfig(_Strict):
         default_factory=dict,
         description="per-class image caps, e.g. the "
         "paper's {'COVID-19': 196, 'Pneumonia': 500, 'Normal': 500}",
+    )
+    label_rules: list[LabelRule] = Field(
+        default_factory=list, description="per-source finding -> class rules; empty keeps the paper's"
     )
     adults_only: bool = False
     min_images_per_class: int = Field(10, ge=1)
@@ -133,13 +153,29 @@ class TrainingConfig(_Strict):
         return tuple(self.schedule)
 
 
+class ExternalTest(_Strict):
+    """A test-only dataset from other sources (another hospital): never trained on, one class allowed."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
+    sources: list[Source] = Field(min_length=1)
+
+
 class EvaluationConfig(_Strict):
     bootstrap_samples: int = Field(1000, ge=0)
     gradcam_examples: int = Field(2, ge=0, description="correct and wrong examples per class")
-    external_tests: list[Source] = Field(
+    external: list[ExternalTest] = Field(
         default_factory=list,
-        description="extra test sets, each run through the same ETL and reported beside the split",
+        description="external test sets: each goes through the experiment's ETL settings as a "
+        "test-only dataset and is reported beside the internal test split",
     )
+
+    @field_validator("external")
+    @classmethod
+    def _unique_names(cls, external: list[ExternalTest]) -> list[ExternalTest]:
+        names = [e.name for e in external]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each external test set needs its own name, got {names}")
+        return external
 
 
 class Experiment(_Strict):
@@ -159,6 +195,14 @@ class Experiment(_Strict):
     def dataset_key(self) -> str:
         """Names the ETL output: same sources and settings, same key, so a finished ETL is reused."""
         return _digest(self.etl.model_dump(mode="json"))
+
+    def external_etl(self, name: str) -> EtlConfig:
+        """The ETL settings of external test set ``name``: the experiment's, with its sources and no caps."""
+        external = {e.name: e for e in self.evaluation.external}[name]
+        return self.etl.model_copy(update={"sources": external.sources, "caps": {}})
+
+    def external_dataset_key(self, name: str) -> str:
+        return _digest({"etl": self.external_etl(name).model_dump(mode="json"), "test_only": True})
 
     def model_key(self, model: str) -> str:
         """Names one model's training output: the dataset plus everything that changes training."""
@@ -210,12 +254,13 @@ def parse_experiment(raw: object, origin: str = "experiment") -> Experiment:
         raise ExperimentError(f"{origin}: {problems}") from None
 
 
-def source_uris(exp: Experiment, data_root: str) -> list[str]:
+def source_uris(exp: Experiment, data_root: str, etl: EtlConfig | None = None) -> list[str]:
     """Each ETL source's URI: absolute ones (``s3://...``, ``/path``) as written, relative ones under
-    ``data_root`` (locally the sample or download folder; in AWS the raw-data bucket)."""
+    ``data_root`` (locally the sample or download folder; in AWS the raw-data bucket). ``etl``: another
+    ETL block than the experiment's own (an external test set's)."""
     return [
         src.uri.rstrip("/") if is_absolute_uri(src.uri) else f"{data_root.rstrip('/')}/{src.uri.strip('/')}"
-        for src in exp.etl.sources
+        for src in (etl or exp.etl).sources
     ]
 
 
@@ -225,7 +270,15 @@ def is_absolute_uri(uri: str) -> bool:
 
 def etl_arguments(exp: Experiment, source_uris: list[str], output_uri: str) -> list[str]:
     """Arguments of ``cxr etl`` (and of the EMR spark-submit step) for this experiment."""
-    etl = exp.etl
+    return etl_config_arguments(exp.etl, source_uris, output_uri)
+
+
+def external_etl_arguments(exp: Experiment, name: str, source_uris: list[str], output_uri: str) -> list[str]:
+    """Arguments of ``cxr etl`` for external test set ``name``: a test-only dataset."""
+    return [*etl_config_arguments(exp.external_etl(name), source_uris, output_uri), "--test-only"]
+
+
+def etl_config_arguments(etl: EtlConfig, source_uris: list[str], output_uri: str) -> list[str]:
     args = [f"--source={src.kind}={uri}" for src, uri in zip(etl.sources, source_uris, strict=True)]
     args += [
         f"--output={output_uri}",
@@ -241,6 +294,7 @@ def etl_arguments(exp: Experiment, source_uris: list[str], output_uri: str) -> l
         f"--seed={etl.seed}",
     ]
     args += [f"--cap={label}={n}" for label, n in sorted(etl.caps.items())]
+    args += [f"--label={r.source}:{r.finding}={r.label}" for r in etl.label_rules]
     if etl.adults_only:
         args.append("--adults-only")
     return args
@@ -268,8 +322,11 @@ def hyperparameters_to_argv(hyperparameters: dict[str, str]) -> list[str]:
     return [f"--{key.replace('_', '-')}={value}" for key, value in sorted(hyperparameters.items())]
 
 
-def evaluation_arguments(exp: Experiment, *, model_dir: str, data: str, output: str) -> list[str]:
-    """Arguments of ``evaluate`` (``cxr evaluate``): local paths here, the job's mount points in the cloud."""
+def evaluation_arguments(
+    exp: Experiment, *, model_dir: str, data: str, output: str, externals: dict[str, str] | None = None
+) -> list[str]:
+    """Arguments of ``evaluate`` (``cxr evaluate``): local paths here, the job's mount points in the cloud.
+    ``externals``: external test set name -> its dataset's location."""
     ev = exp.evaluation
     return [
         f"--model-dir={model_dir}",
@@ -277,6 +334,7 @@ def evaluation_arguments(exp: Experiment, *, model_dir: str, data: str, output: 
         f"--output={output}",
         f"--bootstrap-samples={ev.bootstrap_samples}",
         f"--gradcam-examples={ev.gradcam_examples}",
+        *(f"--external={name}={uri}" for name, uri in sorted((externals or {}).items())),
     ]
 
 

@@ -237,9 +237,9 @@ def state_machine_input(
         raise ExperimentError(
             f"run id {run_id!r}: use 1-24 lower-case letters, digits and '-' (see new_run_id)"
         )
-    if exp.evaluation.external_tests:
+    if exp.evaluation.external:
         raise ExperimentError(
-            f"experiment '{exp.name}': field 'evaluation.external_tests' is not supported in the "
+            f"experiment '{exp.name}': field 'evaluation.external' is not supported in the "
             "cloud pipeline yet; run it locally or remove the field"
         )
     datasets_uri = _s3(datasets_uri, "datasets_uri")

@@ -19,6 +19,7 @@ from jobs.experiment import (
     Experiment,
     etl_arguments,
     evaluation_arguments,
+    external_etl_arguments,
     hyperparameters_to_argv,
     report_arguments,
     source_uris,
@@ -57,6 +58,9 @@ class LocalLayout:
     def dataset(self, exp: Experiment) -> Path:
         return self.root / "datasets" / exp.dataset_key()
 
+    def external_dataset(self, exp: Experiment, name: str) -> Path:
+        return self.root / "datasets" / exp.external_dataset_key(name)
+
     def experiment(self, exp: Experiment) -> Path:
         return self.root / "experiments" / exp.name
 
@@ -82,6 +86,8 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
             exp.dataset_key(),
         )
     ]
+    steps += external_steps(exp, layout, data_root)
+    externals = {e.name: str(layout.external_dataset(exp, e.name)) for e in exp.evaluation.external}
     for model in exp.training.models:
         model_dir = layout.model(exp, model)
         hyperparameters = hyperparameters_to_argv(training_hyperparameters(exp, model))
@@ -96,7 +102,11 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
     for model in exp.training.models:
         out = layout.evaluation(exp, model)
         arguments = evaluation_arguments(
-            exp, model_dir=str(layout.model(exp, model)), data=str(dataset), output=str(out)
+            exp,
+            model_dir=str(layout.model(exp, model)),
+            data=str(dataset),
+            output=str(out),
+            externals=externals,
         )
         steps.append(
             Step(
@@ -111,6 +121,39 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
         exp, evaluations=str(layout.experiment(exp) / "evaluations"), dataset=str(dataset), output=str(report)
     )
     steps.append(Step("report", [*cli, "report", *arguments], report / "report.html", exp.report_key()))
+    return steps
+
+
+def external_steps(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
+    """One test-only ETL per external test set, then an audit that fails the run when one of them
+    shares a patient, a file or a near-duplicate with the experiment's dataset."""
+    cli = [sys.executable, "-m", "jobs.cli"]
+    steps = []
+    for external in exp.evaluation.external:
+        out = layout.external_dataset(exp, external.name)
+        sources = source_uris(exp, str(data_root.resolve()), exp.external_etl(external.name))
+        steps.append(
+            Step(
+                f"etl external {external.name}",
+                [*cli, "etl", *external_etl_arguments(exp, external.name, sources, str(out))],
+                out / "manifest.json",
+                exp.external_dataset_key(external.name),
+            )
+        )
+    if steps:
+        dataset = layout.dataset(exp)
+        others = [f"--against={layout.external_dataset(exp, e.name)}" for e in exp.evaluation.external]
+        audit = layout.experiment(exp) / "audit-data"
+        steps.append(
+            Step(
+                "audit-data",
+                [*cli, "audit-data", str(dataset), *others, f"--json={audit / 'audit.json'}"],
+                audit / "audit.json",
+                "-".join(
+                    [exp.dataset_key(), *(exp.external_dataset_key(e.name) for e in exp.evaluation.external)]
+                ),
+            )
+        )
     return steps
 
 

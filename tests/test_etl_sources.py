@@ -65,7 +65,8 @@ def test_cohen_reports_a_missing_file(sample):
     root = sample / "cohen"
     text = sources.decode_text((root / "metadata.csv").read_bytes(), "metadata.csv")
     listing = _listing(root)
-    listing.pop(sorted(listing)[0])
+    selected = sources.read_cohen(text, "metadata.csv", str(root), listing, sources.Rules()).candidates
+    listing.pop(selected[0]["path"])
     result = sources.read_cohen(text, "metadata.csv", str(root), listing, sources.Rules())
     assert len(result.candidates) == 119
     assert [r["reason"].split(":")[0] for r in result.rejections] == ["missing file"]
@@ -89,3 +90,34 @@ def test_folders_map_class_names_and_reject_unknown_ones():
 @pytest.mark.parametrize(("text", "age"), [("65", 65.0), ("058Y", 58.0), ("", None), ("n/a", None)])
 def test_parse_age(text, age):
     assert sources.parse_age(text) == age
+
+
+def test_label_rules_per_source_map_cohen_findings_in_order(sample):
+    """Within-source labels: other pneumonias -> Pneumonia, 'No Finding' -> Normal, the rest left out."""
+    text = sources.decode_text((sample / "cohen" / "metadata.csv").read_bytes(), "metadata.csv")
+    rules = sources.Rules(
+        labels={"cohen": (("COVID-19", "COVID-19"), ("No Finding", "Normal"), ("Pneumo", "Pneumonia"))}
+    )
+    root = sample / "cohen"
+    result = sources.read_cohen(text, "metadata.csv", str(root), _listing(root), rules)
+    by_label = {}
+    for c in result.candidates:
+        by_label.setdefault(c["label"], set()).add(c["path"])
+    # README: 120 COVID-19 and 5 "No Finding" files; Pneumocystis 9 + Pneumonia 5 + Mycoplasma ... Pneumonia 4
+    assert {k: len(v) for k, v in by_label.items()} == {"COVID-19": 120, "Normal": 5, "Pneumonia": 18}
+    # 52 non-COVID records: 5 No Finding and 21 "Pneumo" records (three files have two) mapped
+    assert result.exclusions == {"cohen: finding without COVID-19 or No Finding or Pneumo": 26}
+    assert sources.Rules().label_of("nih", ["Infiltration", "Pneumonia"]) == "Pneumonia"
+
+
+def test_source_kinds_are_defined_once():
+    """The command line and the experiment schema take exactly the kinds of ``sources.KINDS``."""
+    from typing import get_args
+
+    from jobs.etl.settings import parse_settings
+    from jobs.experiment import LabelRule, Source
+
+    assert get_args(Source.model_fields["kind"].annotation) == tuple(sources.KINDS)
+    assert get_args(LabelRule.model_fields["source"].annotation) == ("cohen", "nih")
+    for kind in sources.KINDS:
+        assert parse_settings([f"--source={kind}=/d", "--output=/o"]).source == [(kind, "/d")]

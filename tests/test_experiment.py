@@ -88,3 +88,24 @@ def test_hyperparameters_are_strings_and_become_flags():
     assert all(isinstance(v, str) for v in hp.values())
     assert "--model=small_cnn" in hyperparameters_to_argv(hp)
     assert exp.model_key("small_cnn") != exp.model_key("densenet121")
+
+
+def test_label_rules_become_etl_flags_in_order_and_unknown_classes_are_named():
+    exp = load_experiment(next(p for p in EXPERIMENTS if p.stem == "within-cohen"))
+    settings = parse_settings(etl_arguments(exp, ["/data/cohen"], "/out"))
+    assert settings.label[:2] == [("cohen", "COVID-19", "COVID-19"), ("cohen", "Pneumonia", "Pneumonia")]
+    assert (
+        exp.dataset_key() != load_experiment(next(p for p in EXPERIMENTS if p.stem == "demo")).dataset_key()
+    )
+    raw = _raw()
+    raw["etl"]["label_rules"] = [{"source": "cohen", "finding": "ARDS", "label": "Fever"}]
+    with pytest.raises(ExperimentError, match=r"field 'etl.label_rules.0.label'.*unknown class 'Fever'"):
+        parse_experiment(raw)
+
+
+def test_external_sets_need_distinct_names():
+    raw = _raw()
+    one = {"name": "h2", "sources": [{"kind": "folders", "uri": "h2"}]}
+    raw["evaluation"]["external"] = [one, one]
+    with pytest.raises(ExperimentError, match=r"field 'evaluation.external'.*its own name"):
+        parse_experiment(raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from jobs import containers, runner
 from jobs.cli import main as cxr
-from jobs.experiment import hyperparameters_to_argv, load_experiment
+from jobs.experiment import hyperparameters_to_argv, load_experiment, parse_experiment
 from jobs.pipeline_input import (
     EVALUATION_DATASET_DIR,
     EVALUATION_MODEL_DIR,
@@ -134,3 +135,27 @@ def test_container_steps_mount_the_opt_ml_contract(tmp_path):
 def test_an_unknown_experiment_is_named(capsys):
     assert cxr(["run", "no-such-experiment", "--local"]) == 2
     assert "no such experiment file" in capsys.readouterr().err
+
+
+def test_external_test_sets_get_a_test_only_etl_an_audit_and_reach_the_evaluation(tmp_path):
+    raw = json.loads((ROOT / "experiments" / "demo.json").read_text())
+    raw["evaluation"]["external"] = [
+        {"name": "other-hospital", "sources": [{"kind": "folders", "uri": "/x/h2"}]}
+    ]
+    exp = parse_experiment(raw)
+    layout = runner.LocalLayout(tmp_path)
+    steps = {s.name: s for s in runner.plan(exp, layout, tmp_path)}
+    etl = steps["etl external other-hospital"].command
+    external = layout.external_dataset(exp, "other-hospital")
+    assert "--test-only" in etl and "--source=folders=/x/h2" in etl and f"--output={external}" in etl
+    assert external != layout.dataset(exp)
+    assert steps["audit-data"].command[4:6] == [str(layout.dataset(exp)), f"--against={external}"]
+    names = list(steps)
+    assert names.index("audit-data") < names.index("train small_cnn")
+    evaluate = steps["evaluate small_cnn"].command
+    assert f"--external=other-hospital={external}" in evaluate
+    in_docker = next(
+        s for s in containers.in_container(list(steps.values())) if s.name == "evaluate small_cnn"
+    )
+    assert f"{external}:/opt/ml/input/data/external-other-hospital:ro" in in_docker.command
+    assert "--external=other-hospital=/opt/ml/input/data/external-other-hospital" in in_docker.command

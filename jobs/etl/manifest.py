@@ -73,5 +73,24 @@ def summary_lines(manifest):
         lines.append("  rejected : {} x {}".format(n, reason))
     for rule, n in manifest["excluded_by_rule"].items():
         lines.append("  excluded : {} x {}".format(n, rule))
+    near = manifest.get("near_duplicates")
+    if near:
+        lines.append(
+            "  near-duplicates: {} groups of {} images, each kept in one split".format(
+                len(near["groups"]), sum(len(g["members"]) for g in near["groups"])
+            )
+        )
+        for pair in near["cross_source"]:
+            lines.append(
+                "  WARNING near-duplicates across sources ({}): {} ~ {} (similarity {})".format(
+                    " / ".join(pair["sources"]), pair["a"], pair["b"], pair["similarity"]
+                )
+            )
+    for group in manifest.get("merged_patients", []):
+        lines.append(
+            "  joined   : patients {} in {} ({})".format(
+                ", ".join(group["patients"]), group["split"], "; ".join(group["because"])
+            )
+        )
     lines.append("  fingerprint {}".format(manifest["fingerprint"][:16]))
     return lines

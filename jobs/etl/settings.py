@@ -4,15 +4,14 @@ import argparse
 
 from jobs.etl.errors import EtlError
 from jobs.etl.labels import CLASSES, canonical_label
-
-SOURCE_KINDS = ("cohen", "nih", "folders")
+from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 
 
 def _source(text):
     kind, sep, uri = text.partition("=")
-    if not sep or kind not in SOURCE_KINDS or not uri:
+    if not sep or kind not in KIND_NAMES or not uri:
         raise argparse.ArgumentTypeError(
-            "expected KIND=DIR with KIND one of {}, got {!r}".format("/".join(SOURCE_KINDS), text)
+            "expected KIND=DIR with KIND one of {}, got {!r}".format("/".join(KIND_NAMES), text)
         )
     return kind, uri.rstrip("/")
 
@@ -25,6 +24,28 @@ def _cap(text):
             "expected CLASS=N with CLASS one of {}, got {!r}".format("/".join(CLASSES), text)
         )
     return label, int(number)
+
+
+def _label_rule(text):
+    """``KIND:FINDING=CLASS``, e.g. ``cohen:Pneumocystis=Pneumonia``."""
+    kind, _, rest = text.partition(":")
+    finding, sep, name = rest.rpartition("=")
+    label = canonical_label(name)
+    if kind not in LABELLED_KIND_NAMES or not sep or not finding.strip() or label is None:
+        raise argparse.ArgumentTypeError(
+            "expected KIND:FINDING=CLASS with KIND one of {} and CLASS one of {}, got {!r}".format(
+                "/".join(LABELLED_KIND_NAMES), "/".join(CLASSES), text
+            )
+        )
+    return kind, finding.strip(), label
+
+
+def label_rules(rules):
+    """``[(kind, finding, class)]`` in order -> ``{kind: ((finding, class), ...)}`` for ``sources.Rules``."""
+    by_kind = {}
+    for kind, finding, label in rules:
+        by_kind.setdefault(kind, []).append((finding, label))
+    return {kind: tuple(pairs) for kind, pairs in by_kind.items()}
 
 
 def _fraction(text):
@@ -61,6 +82,16 @@ def build_parser(prog="cxr etl"):
     p.add_argument("--pneumonia-finding", default="Pneumonia", help="NIH label for pneumonia")
     p.add_argument("--normal-finding", default="No Finding", help="NIH label for normal")
     p.add_argument(
+        "--label",
+        action="append",
+        type=_label_rule,
+        default=[],
+        metavar="KIND:FINDING=CLASS",
+        help="map a finding of a source to a class, in order, first match wins (Cohen: substring of "
+        "'finding'; NIH: one of the 'Finding Labels'); a kind given here replaces its paper rules, "
+        "e.g. cohen:COVID-19=COVID-19 cohen:Pneumocystis=Pneumonia",
+    )
+    p.add_argument(
         "--cap",
         action="append",
         type=_cap,
@@ -86,6 +117,16 @@ def build_parser(prog="cxr etl"):
         help="share of images for validation, carved from the training part (default 0.1)",
     )
     p.add_argument("--seed", type=int, default=20200627, help="seed of caps and splits")
+    p.add_argument(
+        "--test-only",
+        action="store_true",
+        help="an external test set: every image in the test split, one class allowed",
+    )
+    p.add_argument(
+        "--no-near-duplicates",
+        action="store_true",
+        help="skip perceptual hashes and near-duplicate groups (only for measuring their cost)",
+    )
     p.add_argument("--partitions", type=int, default=0, help="decode tasks (default: 2 per core)")
     p.add_argument(
         "--file-mb", type=int, default=64, help="about this many MB of pixels per Parquet file (default 64)"
@@ -109,5 +150,6 @@ def settings_record(args):
     record = dict(vars(args))
     record["source"] = [list(s) for s in args.source]
     record["cap"] = dict(args.cap)
+    record["label"] = [list(rule) for rule in args.label]
     record.pop("partitions")  # how the work is spread over the cores never changes the output
     return record

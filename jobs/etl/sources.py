@@ -9,7 +9,7 @@ import csv
 import io
 import posixpath
 import re
-from collections import Counter
+from collections import Counter, namedtuple
 
 from jobs.etl.errors import EtlError
 from jobs.etl.labels import canonical_label
@@ -20,7 +20,11 @@ COHEN_COLUMNS = ("patientid", "finding", "view", "modality", "filename")
 
 
 class Rules(object):
-    """The paper's selection rules, every one configurable."""
+    """The paper's selection rules, every one configurable.
+
+    ``labels``: ``{kind: ((finding, class), ...)}``, tried in order, first match wins; a kind not
+    given keeps the paper's mapping (Cohen: the COVID-19 finding only; NIH: normal and pneumonia).
+    """
 
     def __init__(
         self,
@@ -29,12 +33,34 @@ class Rules(object):
         covid_finding="COVID-19",
         pneumonia_finding="Pneumonia",
         normal_finding="No Finding",
+        labels=None,
     ):
         self.view = view
         self.modality = modality
         self.covid_finding = covid_finding
         self.pneumonia_finding = pneumonia_finding
         self.normal_finding = normal_finding
+        self.labels = {
+            "cohen": ((covid_finding, "COVID-19"),),
+            "nih": ((normal_finding, "Normal"), (pneumonia_finding, "Pneumonia")),
+        }
+        self.labels.update(labels or {})
+
+    def label_of(self, kind, findings):
+        """The class of the first rule whose finding is in ``findings`` (Cohen: a substring of the
+        finding text; NIH: one of its ``|``-separated labels), case-insensitive; None if none."""
+        for finding, label in self.labels[kind]:
+            wanted = finding.lower()
+            if any(wanted == f.lower() or (kind == "cohen" and wanted in f.lower()) for f in findings):
+                return label
+        return None
+
+    def unmapped(self, kind):
+        """The exclusion reason of a row that no label rule of ``kind`` maps."""
+        findings = [finding for finding, _ in self.labels[kind]]
+        if kind == "nih":
+            return "nih: neither {}".format(" nor ".join(findings))
+        return "{}: finding without {}".format(kind, " or ".join(findings))
 
 
 class SourceResult(object):
@@ -110,8 +136,9 @@ def read_cohen(text, uri, root, files, rules):
         if not row["finding"]:
             result.reject(path, "cohen", "unknown label: empty finding")
             continue
-        if rules.covid_finding.lower() not in row["finding"].lower():
-            result.exclusions["cohen: finding without {}".format(rules.covid_finding)] += 1
+        label = rules.label_of("cohen", [row["finding"]])
+        if label is None:
+            result.exclusions[rules.unmapped("cohen")] += 1
             continue
         if path not in files:
             result.reject(path, "cohen", "missing file: named in metadata.csv but not found")
@@ -119,7 +146,7 @@ def read_cohen(text, uri, root, files, rules):
         result.candidates.append(
             {
                 "path": path,
-                "label": "COVID-19",
+                "label": label,
                 "patient_id": "cohen:" + row["patientid"],
                 "source": "cohen",
                 "age": parse_age(row.get("age")),
@@ -143,14 +170,9 @@ def read_nih(text, uri, files, rules):
         if not labels:
             result.reject(name, "nih", "unknown label: empty Finding Labels")
             continue
-        if labels == [rules.normal_finding]:
-            label = "Normal"
-        elif rules.pneumonia_finding in labels:
-            label = "Pneumonia"
-        else:
-            result.exclusions[
-                "nih: neither {} nor {}".format(rules.normal_finding, rules.pneumonia_finding)
-            ] += 1
+        label = rules.label_of("nih", labels)
+        if label is None:
+            result.exclusions[rules.unmapped("nih")] += 1
             continue
         path = by_name.get(name)
         if path is None:
@@ -197,3 +219,19 @@ def read_folders(root, files):
             }
         )
     return result
+
+
+# A source kind: the metadata file in its root (None: none) and its reader, called as
+# ``read(text, uri, root, images, rules)``. A new source is one reader registered here; the command
+# line, the experiment schema and the ETL's dispatch all derive from this table.
+SourceKind = namedtuple("SourceKind", ["metadata", "read"])
+KINDS = {
+    "cohen": SourceKind("metadata.csv", read_cohen),
+    "nih": SourceKind(
+        "Data_Entry_2017.csv", lambda text, uri, root, images, rules: read_nih(text, uri, images, rules)
+    ),
+    "folders": SourceKind(None, lambda text, uri, root, images, rules: read_folders(root, images)),
+}
+KIND_NAMES = tuple(KINDS)
+# Kinds whose metadata names findings, which label rules map to classes.
+LABELLED_KIND_NAMES = tuple(name for name, kind in KINDS.items() if kind.metadata)

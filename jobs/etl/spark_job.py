@@ -1,26 +1,27 @@
 """The ETL job. ``spark-submit spark_job.py ARGS`` on EMR; ``cxr etl ARGS`` locally.
 
-Driver: read metadata, select, cap (small, pure Python). Executors: read, hash, decode, resize.
-Driver again: rejections, duplicates, splits. Executors: write Parquet. Driver: manifest.json last,
-so a manifest means a complete dataset.
+Four phases: ``select`` (driver: read metadata, select, cap; small, pure Python), ``decode``
+(executors: read, hash, decode, resize), ``judge`` (driver: rejections, exact and near duplicates,
+split groups, splits), ``write_parquet`` (executors). Then manifest.json last, so a manifest means a
+complete dataset.
 """
 
 import json
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict, namedtuple
 
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql.types import BinaryType, DoubleType, IntegerType, StringType, StructField, StructType
 
-from jobs.etl import blobs, imaging, manifest, selection, sources
+from jobs.etl import blobs, decoding, grouping, imaging, manifest, near_duplicates, selection, sources
 from jobs.etl.batching import balanced_batches
 from jobs.etl.errors import EtlError
 from jobs.etl.hadoop import HadoopFiles
 from jobs.etl.labels import label_index
-from jobs.etl.settings import parse_settings, settings_record
+from jobs.etl.settings import label_rules, parse_settings, settings_record
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -36,12 +37,18 @@ SCHEMA = StructType(
         StructField("original_path", StringType(), False),
         StructField("sha256", StringType(), False),
         StructField("age", DoubleType(), True),
+        # 64-bit DCT hashes of the image and its zoomed centre, and a 64x64 gray thumbnail: what
+        # ``cxr audit-data`` compares across splits and datasets (null with --no-near-duplicates).
+        StructField("phash", StringType(), True),
+        StructField("thumbnail", BinaryType(), True),
         StructField("split", StringType(), False),
     ]
 )
 
-METADATA_FILES = {"cohen": "metadata.csv", "nih": "Data_Entry_2017.csv"}
-CLASSES_OF_KIND = {"cohen": ("COVID-19",), "nih": ("Normal", "Pneumonia")}
+Selected = namedtuple(
+    "Selected", ["candidates", "rejections", "excluded", "metadata_digests", "expected", "inputs", "joins"]
+)
+Judged = namedtuple("Judged", ["kept", "decoded", "splits", "report"])
 
 
 def log(message, started):
@@ -52,15 +59,20 @@ def log(message, started):
     )
 
 
-def read_sources(files, settings):
-    """All candidates of all sources; also the metadata digests and the classes each source promises."""
-    rules = sources.Rules(
+def selection_rules(settings):
+    return sources.Rules(
         settings.view,
         settings.modality,
         settings.covid_finding,
         settings.pneumonia_finding,
         settings.normal_finding,
+        label_rules(settings.label),
     )
+
+
+def read_sources(files, settings):
+    """All candidates of all sources; also the metadata digests and the classes each source promises."""
+    rules = selection_rules(settings)
     result = sources.SourceResult()
     digests = {}
     expected = set()
@@ -75,25 +87,22 @@ def read_sources(files, settings):
         except ValueError as exc:
             raise EtlError("--source {}={}: {}".format(kind, root, exc)) from None
         images = {p: q for p, q in listing.items() if sources.is_image(p)}
-        if kind == "folders":
-            part = sources.read_folders(root, images)
+        reader = sources.KINDS[kind]
+        if reader.metadata is None:
+            part = reader.read(None, None, root, images, rules)
             expected.update(c["label"] for c in part.candidates)
         else:
-            uri = root + "/" + METADATA_FILES[kind]
+            uri = root + "/" + reader.metadata
             data = files.read_bytes(uri) if uri in listing else None
             if data is None:
                 raise EtlError(
                     "{}: metadata file not found; a {} source needs {} in its root folder".format(
-                        uri, kind, METADATA_FILES[kind]
+                        uri, kind, reader.metadata
                     )
                 )
             digests[uri] = imaging.content_digest(data)
-            text = sources.decode_text(data, uri)
-            if kind == "cohen":
-                part = sources.read_cohen(text, uri, root, images, rules)
-            else:
-                part = sources.read_nih(text, uri, images, rules)
-            expected.update(CLASSES_OF_KIND[kind])
+            part = reader.read(sources.decode_text(data, uri), uri, root, images, rules)
+            expected.update(label for _, label in rules.labels[kind])
         for c in part.candidates:
             c["qualified"], c["bytes"] = images[c["path"]]
         result.candidates.extend(part.candidates)
@@ -102,47 +111,20 @@ def read_sources(files, settings):
     return result, digests, expected
 
 
-def unique_paths(candidates, rejections):
-    seen = set()
-    kept = []
+def unique_paths(candidates, joins):
+    """One candidate per file. A file named by several metadata records is one image: the first
+    record is kept and the patient ids of all of them are joined into one split group."""
+    first = {}
+    ids = defaultdict(set)
     for c in candidates:
-        if c["path"] in seen:
-            rejections.append(
-                {
-                    "path": c["path"],
-                    "source": c["source"],
-                    "reason": "listed twice: the metadata names this file more than once",
-                }
-            )
-        else:
-            seen.add(c["path"])
-            kept.append(c)
-    return kept
+        first.setdefault(c["path"], c)
+        ids[c["path"]].add(c["patient_id"])
+    for path, patients in sorted(ids.items()):
+        joins.join(patients, "one file, several metadata records: {}".format(path))
+    return list(first.values())
 
 
-def decode_batches(size):
-    """Executor side: batches of URIs -> (URI, sha256 or None, reason or None, pixels or None)."""
-
-    def run(batches):
-        imaging.use_one_thread()
-        for batch in batches:
-            for uri in batch:
-                data = blobs.read_blob(uri)
-                if data is None:
-                    yield uri, None, "missing file: could not be read", None
-                    continue
-                digest = imaging.content_digest(data)
-                try:
-                    yield uri, digest, None, imaging.decode_and_resize(data, size).tobytes()
-                except imaging.ImageRejected as exc:
-                    yield uri, digest, str(exc), None
-                except Exception as exc:  # noqa: BLE001 - a decoder crash is a rejection, not a lost job
-                    yield uri, digest, "corrupt image: {}".format(exc), None
-
-    return run
-
-
-def check_class_sizes(rows, expected, minimum):
+def check_class_sizes(rows, expected, minimum, test_only):
     counts = Counter(r["label"] for r in rows)
     short = [
         "{} has {}".format(label, counts.get(label, 0))
@@ -156,23 +138,18 @@ def check_class_sizes(rows, expected, minimum):
                 "; ".join(short), minimum
             )
         )
-    if len(counts) < 2:
+    if len(counts) < 2 and not test_only:
         raise EtlError(
-            "only one class ({}) was found; a classifier needs at least two: add another --source".format(
-                ", ".join(counts) or "none"
-            )
+            "only one class ({}) was found; a classifier needs at least two: add another --source, "
+            "or pass --test-only for an external test set".format(", ".join(counts) or "none")
         )
 
 
-def run(spark, settings):
-    """Runs the ETL and returns the manifest it wrote."""
-    started = time.time()
-    files = HadoopFiles(spark)
-    output = settings.output.rstrip("/")
-    files.delete(output + "/manifest.json")
+def select(files, settings, started):
+    """Phase 1 (driver): metadata -> candidates after the rules, adults filter and caps."""
     found, metadata_digests, expected = read_sources(files, settings)
-    rejections = found.rejections
-    candidates = unique_paths(found.candidates, rejections)
+    joins = grouping.Joins([])
+    candidates = unique_paths(found.candidates, joins)
     inputs = len(candidates)
     log(
         "{} images selected by the rules from {} source(s); {} rows excluded by the rules".format(
@@ -187,70 +164,93 @@ def run(spark, settings):
     capped = selection.apply_caps(candidates, dict(settings.cap), settings.seed)
     if len(capped) < len(candidates):
         excluded["over the per-class cap"] += len(candidates) - len(capped)
-    by_qualified = {c["qualified"]: c for c in capped}
+    return Selected(capped, found.rejections, excluded, metadata_digests, expected, inputs, joins)
 
+
+def decode(spark, settings, candidates, started):
+    """Phase 2 (executors): read, hash, decode, resize. Only URIs travel, no shuffle of raw files."""
     sc = spark.sparkContext
     batches = balanced_batches(
-        {q: c["bytes"] for q, c in by_qualified.items()}, settings.partitions or 2 * sc.defaultParallelism
+        {c["qualified"]: c["bytes"] for c in candidates}, settings.partitions or 2 * sc.defaultParallelism
     )
     log(
         "decoding {} images at {}x{} in {} tasks".format(
-            len(capped), settings.image_size, settings.image_size, len(batches)
+            len(candidates), settings.image_size, settings.image_size, len(batches)
         ),
         started,
     )
-    # Only URIs travel to the executors, which read the bytes themselves: no shuffle of raw files.
-    decoded = (
+    return (
         sc.parallelize(batches, max(1, len(batches)))
-        .mapPartitions(decode_batches(settings.image_size))
+        .mapPartitions(decoding.decode_batches(settings.image_size, not settings.no_near_duplicates))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    outcomes = decoded.map(lambda t: (t[0], t[1], t[2])).collect()
 
-    digests = {}
-    for qualified, digest, reason in outcomes:
-        c = by_qualified[qualified]
-        if reason:
-            rejections.append({"path": c["path"], "source": c["source"], "reason": reason})
+
+def judge(outcomes, chosen, settings, started):
+    """Phase 3 (driver): rejections, exact and near duplicates, split groups, splits."""
+    by_qualified = {c["qualified"]: c for c in chosen.candidates}
+    rejections, joins = chosen.rejections, chosen.joins
+    decoded = {}
+    for d in outcomes:
+        c = by_qualified[d.uri]
+        if d.reason:
+            rejections.append({"path": c["path"], "source": c["source"], "reason": d.reason})
         else:
-            digests[c["path"]] = digest
-    by_path = {c["path"]: c for c in capped}
-    for duplicate, kept in sorted(selection.find_duplicates(digests).items()):
+            decoded[c["path"]] = d
+    by_path = {c["path"]: c for c in chosen.candidates}
+    digests = {path: d.sha256 for path, d in decoded.items()}
+    for duplicate, original in sorted(selection.find_duplicates(digests).items()):
         rejections.append(
             {
                 "path": duplicate,
                 "source": by_path[duplicate]["source"],
-                "reason": "duplicate: same bytes as {}".format(kept),
+                "reason": "duplicate: same bytes as {}".format(original),
             }
         )
-        del digests[duplicate]
+        joins.join(
+            [by_path[duplicate]["patient_id"], by_path[original]["patient_id"]],
+            "same bytes: {} and {}".format(duplicate, original),
+        )
+        del decoded[duplicate]
+    kept = [c for c in chosen.candidates if c["path"] in decoded]
+    check_class_sizes(kept, chosen.expected, settings.min_images_per_class, settings.test_only)
+    pairs = []
+    if not settings.no_near_duplicates:
+        pairs = near_duplicates.matches(
+            [decoded[c["path"]].phash for c in kept], [decoded[c["path"]].thumbnail for c in kept]
+        )
+        log("{} near-duplicate pairs among {} images".format(len(pairs), len(kept)), started)
+    for i, j, _, _ in pairs:
+        joins.join(
+            [kept[i]["patient_id"], kept[j]["patient_id"]],
+            "near-duplicates: {} and {}".format(kept[i]["path"], kept[j]["path"]),
+        )
+    if settings.test_only:
+        splits = {c["path"]: "test" for c in kept}
+    else:
+        splits = selection.assign_splits(
+            [(c["path"], joins.group_of(c["patient_id"]), c["label"]) for c in kept],
+            settings.test_fraction,
+            settings.validation_fraction,
+            settings.seed,
+        )
+    split_of_group = {joins.group_of(c["patient_id"]): splits[c["path"]] for c in kept}
+    report = {"merged_patients": joins.merged(split_of_group)}
+    if not settings.no_near_duplicates:
+        report["near_duplicates"] = grouping.near_duplicate_report(kept, pairs, splits)
+        report["perceptual_hashes"] = {c["path"]: decoded[c["path"]].phash for c in kept}
+    return Judged(kept, decoded, splits, report)
 
-    kept = [c for c in capped if c["path"] in digests]
-    check_class_sizes(kept, expected, settings.min_images_per_class)
-    splits = selection.assign_splits(
-        [(c["path"], c["patient_id"], c["label"]) for c in kept],
-        settings.test_fraction,
-        settings.validation_fraction,
-        settings.seed,
-    )
-    rows = [
-        {
-            "path": c["path"],
-            "label": c["label"],
-            "source": c["source"],
-            "patient_id": c["patient_id"],
-            "split": splits[c["path"]],
-            "sha256": digests[c["path"]],
-        }
-        for c in kept
-    ]
+
+def write_parquet(spark, settings, decoded_rdd, judged, output, started):
+    """Phase 4 (executors): one Parquet row per kept image, partitioned by split."""
     size = settings.image_size
-    row_of = {c["qualified"]: (c, splits[c["path"]]) for c in kept}
+    row_of = {judged.decoded[c["path"]].uri: (c, judged.splits[c["path"]]) for c in judged.kept}
 
-    def to_row(t):
-        c, split = row_of[t[0]]
+    def to_row(d):
+        c, split = row_of[d.uri]
         return (
-            bytearray(t[3]),  # Spark 2.4 takes only bytearray for BinaryType
+            bytearray(d.pixels),  # Spark 2.4 takes only bytearray for BinaryType
             size,
             size,
             c["label"],
@@ -258,18 +258,20 @@ def run(spark, settings):
             c["patient_id"],
             c["source"],
             c["path"],
-            t[1],
+            d.sha256,
             c["age"],
+            d.phash,
+            None if d.thumbnail is None else bytearray(d.thumbnail),
             split,
         )
 
     # Rejected and duplicate images have no row.
-    frame = spark.createDataFrame(decoded.filter(lambda t: t[0] in row_of).map(to_row), SCHEMA)
-    files_out = max(1, len(rows) * size * size * 3 // (settings.file_mb << 20))
+    frame = spark.createDataFrame(decoded_rdd.filter(lambda d: d.uri in row_of).map(to_row), SCHEMA)
+    files_out = max(1, len(row_of) * size * size * 3 // (settings.file_mb << 20))
     # The file a row lands in depends on its path alone, never on how many cores decoded it, so the
     # dataset's row order, and with it a seeded training run, is the same on every machine.
     placed = frame.coalesce(1) if files_out == 1 else frame.repartition(files_out, "original_path")
-    log("writing {} images to {}/data".format(len(rows), output), started)
+    log("writing {} images to {}/data".format(len(row_of), output), started)
     (
         placed.sortWithinPartitions("split", "original_path")
         .write.mode("overwrite")
@@ -278,11 +280,41 @@ def run(spark, settings):
         .partitionBy("split")
         .parquet(output + "/data")
     )
-    decoded.unpersist()
 
+
+def run(spark, settings):
+    """Runs the ETL and returns the manifest it wrote (last, so a manifest means a complete dataset)."""
+    started = time.time()
+    files = HadoopFiles(spark)
+    output = settings.output.rstrip("/")
+    files.delete(output + "/manifest.json")
+    chosen = select(files, settings, started)
+    decoded_rdd = decode(spark, settings, chosen.candidates, started)
+    outcomes = decoded_rdd.map(lambda d: d._replace(pixels=None)).collect()
+    judged = judge(outcomes, chosen, settings, started)
+    write_parquet(spark, settings, decoded_rdd, judged, output, started)
+    decoded_rdd.unpersist()
+    rows = [
+        {
+            "path": c["path"],
+            "label": c["label"],
+            "source": c["source"],
+            "patient_id": c["patient_id"],
+            "split": judged.splits[c["path"]],
+            "sha256": judged.decoded[c["path"]].sha256,
+        }
+        for c in judged.kept
+    ]
     result = manifest.build_manifest(
-        rows, settings_record(settings), rejections, excluded, metadata_digests, size, inputs
+        rows,
+        settings_record(settings),
+        chosen.rejections,
+        chosen.excluded,
+        chosen.metadata_digests,
+        settings.image_size,
+        chosen.inputs,
     )
+    result.update(judged.report)
     files.write_text(output + "/manifest.json", json.dumps(result, indent=2, sort_keys=False))
     return result
 

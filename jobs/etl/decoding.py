@@ -1,0 +1,39 @@
+"""Executor side of the ETL: batches of URIs in, one ``Decoded`` record per image out."""
+
+from collections import namedtuple
+
+from jobs.etl import blobs, imaging, near_duplicates
+
+# ``pixels``: the resized RGB bytes; ``phash``/``thumbnail``: None when near-duplicates are off or the
+# image was rejected (``reason`` says why).
+Decoded = namedtuple("Decoded", ["uri", "sha256", "reason", "pixels", "phash", "thumbnail"])
+
+
+def decode_one(uri, size, hashing):
+    data = blobs.read_blob(uri)
+    if data is None:
+        return Decoded(uri, None, "missing file: could not be read", None, None, None)
+    digest = imaging.content_digest(data)
+    try:
+        rgb = imaging.decode(data)
+        pixels = imaging.resize(rgb, size).tobytes()
+        if not hashing:
+            return Decoded(uri, digest, None, pixels, None, None)
+        hashes, thumbnail = near_duplicates.describe(rgb)
+        return Decoded(uri, digest, None, pixels, hashes, thumbnail)
+    except imaging.ImageRejected as exc:
+        return Decoded(uri, digest, str(exc), None, None, None)
+    except Exception as exc:  # noqa: BLE001 - a decoder crash is a rejection, not a lost job
+        return Decoded(uri, digest, "corrupt image: {}".format(exc), None, None, None)
+
+
+def decode_batches(size, hashing=True):
+    """For ``mapPartitions``: each task gets batches of URIs and reads the bytes itself."""
+
+    def run(batches):
+        imaging.use_one_thread()
+        for batch in batches:
+            for uri in batch:
+                yield decode_one(uri, size, hashing)
+
+    return run
