@@ -20,8 +20,9 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import access
+from infra.cleanup.terminate_clusters import CLUSTER_NAME_PREFIX, EXECUTION_TAG
 from infra.fragment import Fragment
-from infra.network import Network
+from infra.network import EMR_MANAGED_POLICY_TAG, Network
 from infra.settings import PipelineSettings
 from infra.storage import EMR_LOG_PREFIX, Storage
 from jobs.pipeline_input import ETL_COMMAND
@@ -32,8 +33,14 @@ ETL_REQUIREMENTS = ROOT / "jobs" / "etl" / "emr-requirements.txt"
 ETL_REQUIREMENTS_BOOTSTRAP = ROOT / "jobs" / "etl" / "emr-bootstrap.sh"
 ETL_CODE_BOOTSTRAP = Path(__file__).resolve().parent / "emr" / "install-etl-code.sh"
 
-# Retried on every EMR call: API throttling and EMR's internal errors are transient.
+# Retried on EMR calls after creation: API throttling and EMR's internal errors are transient.
 _TRANSIENT_EMR_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException"]
+# CreateCluster retries throttling only: a generic EMR error may come after the cluster exists, and a
+# retry would then start (and bill) a second one.
+_CREATE_RETRY_ERRORS = ["ThrottlingException"]
+# Every cluster carries these; the v2 managed policy acts only on clusters with its tag, termination by
+# the state machine and the cleanup function only on clusters with the project tag.
+PROJECT_TAG = ("project", "cxr-pipeline")
 
 
 def _package_directory(staging: Path) -> Path:
@@ -181,7 +188,9 @@ class EmrEtl(Fragment):
             self,
             "CreateCluster",
             name=sfn.JsonPath.format(
-                "cxr-etl-{}-{}", sfn.JsonPath.string_at("$.experiment"), sfn.JsonPath.string_at("$.runId")
+                CLUSTER_NAME_PREFIX + "{}-{}",
+                sfn.JsonPath.string_at("$.experiment"),
+                sfn.JsonPath.string_at("$.runId"),
             ),
             release_label=settings.emrReleaseLabel,
             applications=[tasks.EmrCreateCluster.ApplicationConfigProperty(name="Spark")],
@@ -237,7 +246,12 @@ class EmrEtl(Fragment):
             security_configuration=cluster.security_configuration.ref,
             log_uri=cluster.log_uri,
             visible_to_all_users=True,
-            tags={"project": "cxr-pipeline"},
+            tags={
+                PROJECT_TAG[0]: PROJECT_TAG[1],
+                EMR_MANAGED_POLICY_TAG: "true",
+                # What the cleanup function (infra/cleanup) looks for when the execution ends badly.
+                EXECUTION_TAG: sfn.JsonPath.string_at("$$.Execution.Id"),
+            },
             result_selector={"ClusterId.$": "$.ClusterId"},
             result_path="$.cluster",
         )
@@ -250,6 +264,8 @@ class EmrEtl(Fragment):
             args=sfn.JsonPath.list_at("$.etl.stepArguments"),
             action_on_failure=tasks.ActionOnFailure.CONTINUE,
             result_path=sfn.JsonPath.DISCARD,
+            # States.Timeout is caught below like any failure, so a hung step ends with the cluster.
+            task_timeout=sfn.Timeout.duration(Duration.minutes(settings.etlStepTimeoutMinutes)),
         )
         terminate = tasks.EmrTerminateCluster(
             self,
@@ -297,7 +313,10 @@ class EmrEtl(Fragment):
             ),
         )
 
-        for task in (create, step, terminate, terminate_after_failure):
+        create.add_retry(
+            errors=_CREATE_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
+        )
+        for task in (step, terminate, terminate_after_failure):
             task.add_retry(
                 errors=_TRANSIENT_EMR_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
             )

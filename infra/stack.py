@@ -5,7 +5,8 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from infra.etl_cluster import EtlCluster
+from infra.cluster_cleanup import ClusterCleanup
+from infra.etl_cluster import PROJECT_TAG, EtlCluster
 from infra.network import Network
 from infra.pipeline import Pipeline
 from infra.settings import PipelineSettings
@@ -39,6 +40,14 @@ class CxrPipelineStack(Stack):
             network=self.network,
             cluster=self.cluster,
             jobs=self.jobs,
+        )
+        self.cleanup = ClusterCleanup(
+            self,
+            "ClusterCleanup",
+            state_machine=self.pipeline.state_machine,
+            key=self.storage.key,
+            log_retention_days=self.settings.logRetentionDays,
+            cluster_tag=PROJECT_TAG,
         )
         outputs = {
             OUTPUT_RAW_BUCKET: (self.storage.raw.bucket_name, "raw X-ray sources (cxr upload-data)"),
