@@ -41,6 +41,15 @@ _CREATE_RETRY_ERRORS = ["ThrottlingException"]
 # Every cluster carries these; the v2 managed policy acts only on clusters with its tag, termination by
 # the state machine and the cleanup function only on clusters with the project tag.
 PROJECT_TAG = ("project", "cxr-pipeline")
+EMR_SERVICE = "elasticmapreduce.amazonaws.com"
+# Actions on an existing cluster, which EMR authorizes against the cluster's tags.
+_CLUSTER_ACTIONS = {
+    "elasticmapreduce:DescribeCluster",
+    "elasticmapreduce:TerminateJobFlows",
+    "elasticmapreduce:AddJobFlowSteps",
+    "elasticmapreduce:DescribeStep",
+    "elasticmapreduce:CancelSteps",
+}
 
 
 def _package_directory(staging: Path) -> Path:
@@ -129,6 +138,12 @@ class EtlCluster(Construct):
                     resources=[storage.key.key_arn],
                 ),
                 access.use_key(storage.key),
+                # EMR hands the nodes' role to EC2 (the v2 policy allows this only for EMR_EC2_DefaultRole).
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self.instance_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+                ),
             ],
         )
         # The cluster has no automatic scaling policy: this role exists because EMR requires one and
@@ -241,7 +256,9 @@ class EmrEtl(Fragment):
             ],
             auto_termination_policy_idle_timeout=Duration.minutes(settings.emrIdleTimeoutMinutes),
             cluster_role=cluster.instance_role,
-            service_role=cluster.service_role,
+            # Immutable here: CDK would grant it PassRole on the nodes' role without naming the service;
+            # EtlCluster grants it with iam:PassedToService=ec2.amazonaws.com.
+            service_role=cluster.service_role.without_policy_updates(),
             auto_scaling_role=cluster.auto_scaling_role,
             security_configuration=cluster.security_configuration.ref,
             log_uri=cluster.log_uri,
@@ -330,6 +347,33 @@ class EmrEtl(Fragment):
         terminate_after_failure.next(etl_failed)
         create.next(step).next(terminate)
         self.bounds(create, [terminate])
+        self._tasks = (create, step, terminate, terminate_after_failure)
+
+    def restrict_permissions(self, principal: iam.IGrantable) -> None:
+        """Narrows what CDK grants the state machine for these tasks: roles pass to EMR only, and only
+        clusters with the project tag can be stepped into or terminated.
+
+        CDK's CreateCluster statement allows RunJobFlow, DescribeCluster and TerminateJobFlows on "*" in
+        one statement (a tag condition there would block RunJobFlow); the Deny closes that for clusters
+        without the tag.
+        """
+        tag_condition = {f"aws:ResourceTag/{PROJECT_TAG[0]}": PROJECT_TAG[1]}
+        for task in self._tasks:
+            for statement in task._task_policies:
+                if statement.actions == ["iam:PassRole"]:
+                    statement.add_condition("StringEquals", {"iam:PassedToService": EMR_SERVICE})
+                elif set(statement.actions) <= _CLUSTER_ACTIONS and "*" not in statement.resources:
+                    statement.add_condition("StringEquals", tag_condition)
+        principal.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=sorted(
+                    _CLUSTER_ACTIONS - {"elasticmapreduce:DescribeCluster", "elasticmapreduce:DescribeStep"}
+                ),
+                resources=["*"],
+                conditions={"StringNotEquals": tag_condition},
+            )
+        )
 
 
 def _instance_group(

@@ -128,3 +128,4 @@ class Pipeline(Construct):
             ),
         )
         jobs.grant_run_jobs(self.state_machine)
+        etl.restrict_permissions(self.state_machine)

@@ -344,6 +344,9 @@ class SageMakerJobs(Construct):
                     "sagemaker:DescribeProcessingJob",
                     "sagemaker:StopProcessingJob",
                     "sagemaker:AddTags",
+                    # CDK's own SageMaker tasks and AWS's Step Functions policy examples grant it (on "*");
+                    # here only on the pipeline's jobs.
+                    "sagemaker:ListTags",
                 ],
                 resources=jobs,
             )
@@ -360,4 +363,10 @@ class SageMakerJobs(Construct):
                 ],
             )
         )
-        self.role.grant_pass_role(principal)
+        principal.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
