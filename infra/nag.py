@@ -13,6 +13,7 @@ from constructs import IConstruct
 
 from infra.stack import CxrPipelineStack
 from infra.storage import EMR_LOG_PREFIX, TEMPORARY_PREFIX
+from jobs.stack_outputs import WEIGHTS_PREFIX
 
 _PARTITION_REGION_ACCOUNT = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
 
@@ -95,10 +96,11 @@ def acknowledge_findings(stack: CxrPipelineStack) -> None:
     )
     _ack(
         jobs.policy,
-        "SageMaker jobs read datasets/ and write runs/<experiment>/<run id>/ and tmp/ checkpoints: object "
+        "SageMaker jobs read datasets/ and the staged weights/, and write runs/<experiment>/<run id>/ and tmp/ checkpoints: object "
         "names are made per run. PutMetricData, GetAuthorizationToken (and ENI calls in VPC mode) have no "
         "resource-level permissions; the log groups are SageMaker's own /aws/sagemaker/*.",
         _objects(storage.datasets, "datasets/"),
+        _objects(storage.artifacts, WEIGHTS_PREFIX),
         _objects(storage.artifacts, "runs/"),
         _objects(storage.artifacts, TEMPORARY_PREFIX),
         _aws("IAM5[Resource::*]"),

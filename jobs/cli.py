@@ -99,8 +99,14 @@ def _cloud(argv: list[str], command: str) -> int:
             help="folder with the sources (cohen/, nih/, ...), default: the bundled sample",
         )
         parser.add_argument("--prefix", default="", help="key prefix in the raw bucket (default: none)")
-    elif command == "start":
+    elif command in ("start", "preflight"):
         parser.add_argument("experiment", help="experiment file, or the name of one in experiments/")
+        if command == "start":
+            parser.add_argument(
+                "--skip-preflight", action="store_true", help="start without `cxr preflight`'s checks"
+            )
+    elif command == "stage-weights":
+        parser.add_argument("models", nargs="+", metavar="MODEL", help="e.g. resnet50 densenet121 vgg19")
     elif command == "status":
         parser.add_argument("execution_arn", nargs="?", help="execution ARN (default: the latest)")
     else:
@@ -108,11 +114,24 @@ def _cloud(argv: list[str], command: str) -> int:
         parser.add_argument("--output", type=Path, default=Path("runs/results"), help="download folder")
     args = parser.parse_args(argv)
     try:
-        exp = load_experiment(find_experiment(args.experiment)) if command == "start" else None
+        needs_experiment = command in ("start", "preflight")
+        exp = load_experiment(find_experiment(args.experiment)) if needs_experiment else None
         outputs = cloud.stack_outputs(args.stack, args.region)
         if command == "upload-data":
             cloud.upload_data(args.data_root, outputs, args.prefix)
-        elif command == "start":
+        elif command == "stage-weights":
+            from jobs.stage_weights import stage_weights
+
+            stage_weights(args.models, outputs)
+        elif command == "preflight" or (command == "start" and not args.skip_preflight):
+            from jobs import preflight
+
+            described, _ = cloud.described_outputs(args.stack, args.region)
+            checks = cloud._call(lambda: preflight.preflight(exp, outputs, described), "preflight")
+            if not preflight.report(checks):
+                print(f"cxr {command}: fix the MISSING items above, then rerun", file=sys.stderr)
+                return 1
+        if command == "start":
             for name, value in cloud.start(exp, outputs).items():
                 print(f"{name}: {value}")
         elif command == "status":
@@ -123,7 +142,7 @@ def _cloud(argv: list[str], command: str) -> int:
             print("  training jobs (SageMaker console): " + ", ".join(state["trainingJobs"]))
             if state["error"]:
                 print(f"  error: {state['error']}: {state['cause']}")
-        else:
+        elif command == "results":
             written = cloud.results(args.execution_arn, outputs, args.output)
             print(f"{len(written)} file(s) in {args.output}; open {args.output / 'report.html'}")
     except (cloud.CloudError, ExperimentError) as exc:
@@ -162,8 +181,16 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
                 "upload raw sources to the deployed stack's raw-data bucket (only new or changed files)",
             ),
             (
+                "stage-weights",
+                "download Keras's ImageNet weights, check their hashes, stage them for the training jobs",
+            ),
+            (
+                "preflight",
+                "check in seconds what a run needs in the account: image, weights, data, quotas",
+            ),
+            (
                 "start",
-                "start one state-machine execution for an experiment; prints its ARN and console links",
+                "run `cxr preflight`, then start one state-machine execution for an experiment",
             ),
             ("status", "state of each step of an execution (default: the latest) and its training jobs"),
             ("results", "download the report of a finished execution"),

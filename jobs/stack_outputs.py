@@ -14,6 +14,16 @@ LOG_GROUP = "StateMachineLogGroup"
 TRAINING_IMAGE = "TrainingImageUri"
 SETTINGS = "PipelineSettings"
 
+ALL = (
+    RAW_BUCKET,
+    DATASETS_BUCKET,
+    ARTIFACTS_BUCKET,
+    ACCESS_LOGS_BUCKET,
+    STATE_MACHINE,
+    LOG_GROUP,
+    TRAINING_IMAGE,
+    SETTINGS,
+)
 # What every cloud command needs; the others serve `cxr preflight` and people reading the console.
 REQUIRED = (RAW_BUCKET, DATASETS_BUCKET, ARTIFACTS_BUCKET, STATE_MACHINE)
 

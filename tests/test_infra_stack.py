@@ -281,18 +281,14 @@ def test_no_policy_grants_a_whole_service(template):
 
 
 def test_outputs_name_the_buckets_and_the_state_machine(template):
-    """The outputs cxr start/status/results read."""
-    from infra.stack import (
-        OUTPUT_ARTIFACTS_BUCKET,
-        OUTPUT_DATASETS_BUCKET,
-        OUTPUT_RAW_BUCKET,
-        OUTPUT_STATE_MACHINE,
-    )
+    """Every output name of jobs.stack_outputs (what cxr start/status/results/preflight read) exists."""
+    from jobs import stack_outputs as names
 
     outputs = template.to_json()["Outputs"]
-    assert {OUTPUT_RAW_BUCKET, OUTPUT_DATASETS_BUCKET, OUTPUT_ARTIFACTS_BUCKET, OUTPUT_STATE_MACHINE} <= set(
-        outputs
-    )
+    declared = {
+        v for k, v in vars(names).items() if k.isupper() and isinstance(v, str) and k != "WEIGHTS_PREFIX"
+    }
+    assert set(names.REQUIRED) <= declared and declared <= set(outputs)
 
 
 def _imported_modules(module: str, root, seen: set[str]) -> set[str]:
