@@ -106,7 +106,12 @@ def _cloud(argv: list[str], command: str) -> int:
                 "--skip-preflight", action="store_true", help="start without `cxr preflight`'s checks"
             )
     elif command == "stage-weights":
-        parser.add_argument("models", nargs="+", metavar="MODEL", help="e.g. resnet50 densenet121 vgg19")
+        parser.add_argument(
+            "models",
+            nargs="*",
+            metavar="MODEL",
+            help="e.g. resnet50 densenet121 vgg19 inceptionv3 (none: only the index the channel needs)",
+        )
     elif command == "status":
         parser.add_argument("execution_arn", nargs="?", help="execution ARN (default: the latest)")
     else:

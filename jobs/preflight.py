@@ -183,7 +183,7 @@ def preflight(
                 "weights channel",
                 False,
                 f"s3://{bucket}/{WEIGHTS_PREFIX} is empty; every training job reads it as its 'weights' channel",
-                "cxr stage-weights " + " ".join(m for m in exp.training.models if m in NOTOP_FILES),
+                " ".join(["cxr stage-weights", *(m for m in exp.training.models if m in NOTOP_FILES)]),
             )
         )
     if exp.training.weights == "imagenet":
@@ -205,7 +205,8 @@ def preflight(
     if etl:
         for uri in cloud_source_uris(exp, f"s3://{outputs.raw_bucket}"):
             source_bucket, _, prefix = uri[len("s3://") :].partition("/")
-            ok = _exists(s3, source_bucket, prefix.rstrip("/") + "/")
+            prefix = prefix.rstrip("/")
+            ok = _exists(s3, source_bucket, f"{prefix}/" if prefix else "")
             checks.append(
                 Check(
                     f"raw data {uri}",
