@@ -21,7 +21,7 @@ from constructs import Construct
 
 from infra import access
 from infra.cleanup.terminate_clusters import CLUSTER_NAME_PREFIX, EXECUTION_TAG
-from infra.fragment import Fragment
+from infra.fragment import Fragment, fail_with_cause
 from infra.network import EMR_MANAGED_POLICY_TAG, Network
 from infra.settings import PipelineSettings
 from infra.storage import EMR_LOG_PREFIX, Storage
@@ -50,6 +50,22 @@ _CLUSTER_ACTIONS = {
     "elasticmapreduce:DescribeStep",
     "elasticmapreduce:CancelSteps",
 }
+
+
+# Spark takes the whole node; PySpark runs the node's Python 3.7 (where the bootstrap installed the pins).
+_SPARK_CONFIGURATIONS = [
+    tasks.EmrCreateCluster.ConfigurationProperty(
+        classification="spark", properties={"maximizeResourceAllocation": "true"}
+    ),
+    tasks.EmrCreateCluster.ConfigurationProperty(
+        classification="spark-env",
+        configurations=[
+            tasks.EmrCreateCluster.ConfigurationProperty(
+                classification="export", properties={"PYSPARK_PYTHON": "/usr/bin/python3"}
+            )
+        ],
+    ),
+]
 
 
 def _package_directory(staging: Path) -> Path:
@@ -199,7 +215,59 @@ class EmrEtl(Fragment):
         network: Network,
     ) -> None:
         super().__init__(scope, construct_id)
-        create = tasks.EmrCreateCluster(
+        create = self._create_cluster(settings, cluster, network)
+        step = self._run_step(settings)
+        terminate = self._terminate("TerminateCluster")
+        terminate_after_failure = self._terminate("TerminateClusterAfterFailure")
+        etl_failed = fail_with_cause(
+            self,
+            "EtlFailed",
+            "The ETL failed on EMR cluster {} (terminated). Step logs: {}{}/steps/. Cause: {}",
+            "$.cluster.ClusterId",
+            cluster.log_uri,
+            "$.cluster.ClusterId",
+            "$.error.Cause",
+        )
+        termination_failed = fail_with_cause(
+            self,
+            "ClusterTerminationFailed",
+            "Could not terminate EMR cluster {}: terminate it in the EMR console (idle auto-termination "
+            "stops it after " + str(settings.emrIdleTimeoutMinutes) + " minutes otherwise). Cause: {}",
+            "$.cluster.ClusterId",
+            "$.terminationError.Cause",
+        )
+        start_failed = fail_with_cause(
+            self,
+            "ClusterStartFailed",
+            "The EMR cluster did not start (bootstrap logs under {}). Cause: {}",
+            cluster.log_uri,
+            "$.error.Cause",
+        )
+
+        create.add_retry(
+            errors=_CREATE_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
+        )
+        for task in (step, terminate, terminate_after_failure):
+            task.add_retry(
+                errors=_TRANSIENT_EMR_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
+            )
+        # A cluster that fails to start terminates itself (bootstrap or provisioning failure).
+        create.add_catch(start_failed, errors=["States.ALL"], result_path="$.error")
+        step.add_catch(terminate_after_failure, errors=["States.ALL"], result_path="$.error")
+        terminate_after_failure.add_catch(
+            termination_failed, errors=["States.ALL"], result_path="$.terminationError"
+        )
+        terminate.add_catch(termination_failed, errors=["States.ALL"], result_path="$.terminationError")
+        terminate_after_failure.next(etl_failed)
+        create.next(step).next(terminate)
+        self.bounds(create, [terminate])
+        self._tasks = (create, step, terminate, terminate_after_failure)
+
+    def _create_cluster(
+        self, settings: PipelineSettings, cluster: EtlCluster, network: Network
+    ) -> tasks.EmrCreateCluster:
+        """The transient cluster: the paper's nodes, both bootstrap actions, tags, idle auto-termination."""
+        return tasks.EmrCreateCluster(
             self,
             "CreateCluster",
             name=sfn.JsonPath.format(
@@ -241,19 +309,7 @@ class EmrEtl(Fragment):
                     [cluster.package.s3_object_url, cluster.script.s3_object_url, ETL_COMMAND, Aws.REGION],
                 ),
             ],
-            configurations=[
-                tasks.EmrCreateCluster.ConfigurationProperty(
-                    classification="spark", properties={"maximizeResourceAllocation": "true"}
-                ),
-                tasks.EmrCreateCluster.ConfigurationProperty(
-                    classification="spark-env",
-                    configurations=[
-                        tasks.EmrCreateCluster.ConfigurationProperty(
-                            classification="export", properties={"PYSPARK_PYTHON": "/usr/bin/python3"}
-                        )
-                    ],
-                ),
-            ],
+            configurations=_SPARK_CONFIGURATIONS,
             auto_termination_policy_idle_timeout=Duration.minutes(settings.emrIdleTimeoutMinutes),
             cluster_role=cluster.instance_role,
             # Immutable here: CDK would grant it PassRole on the nodes' role without naming the service;
@@ -272,7 +328,10 @@ class EmrEtl(Fragment):
             result_selector={"ClusterId.$": "$.ClusterId"},
             result_path="$.cluster",
         )
-        step = tasks.EmrAddStep(
+
+    def _run_step(self, settings: PipelineSettings) -> tasks.EmrAddStep:
+        """`cxr etl` with the input's arguments, as one step; a failed step leaves the cluster to us."""
+        return tasks.EmrAddStep(
             self,
             "RunEtlStep",
             cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
@@ -281,73 +340,17 @@ class EmrEtl(Fragment):
             args=sfn.JsonPath.list_at("$.etl.stepArguments"),
             action_on_failure=tasks.ActionOnFailure.CONTINUE,
             result_path=sfn.JsonPath.DISCARD,
-            # States.Timeout is caught below like any failure, so a hung step ends with the cluster.
+            # States.Timeout is caught like any failure, so a hung step ends with the cluster.
             task_timeout=sfn.Timeout.duration(Duration.minutes(settings.etlStepTimeoutMinutes)),
         )
-        terminate = tasks.EmrTerminateCluster(
-            self,
-            "TerminateCluster",
-            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        terminate_after_failure = tasks.EmrTerminateCluster(
-            self,
-            "TerminateClusterAfterFailure",
-            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        etl_failed = sfn.Fail(
-            self,
-            "EtlFailed",
-            error="EtlFailed",
-            cause_path=sfn.JsonPath.format(
-                "The ETL failed on EMR cluster {} (terminated). Step logs: {}{}/steps/. Cause: {}",
-                sfn.JsonPath.string_at("$.cluster.ClusterId"),
-                cluster.log_uri,
-                sfn.JsonPath.string_at("$.cluster.ClusterId"),
-                sfn.JsonPath.string_at("$.error.Cause"),
-            ),
-        )
-        termination_failed = sfn.Fail(
-            self,
-            "ClusterTerminationFailed",
-            error="ClusterTerminationFailed",
-            cause_path=sfn.JsonPath.format(
-                "Could not terminate EMR cluster {}: terminate it in the EMR console (idle auto-termination "
-                "stops it after " + str(settings.emrIdleTimeoutMinutes) + " minutes otherwise). Cause: {}",
-                sfn.JsonPath.string_at("$.cluster.ClusterId"),
-                sfn.JsonPath.string_at("$.terminationError.Cause"),
-            ),
-        )
-        start_failed = sfn.Fail(
-            self,
-            "ClusterStartFailed",
-            error="ClusterStartFailed",
-            cause_path=sfn.JsonPath.format(
-                "The EMR cluster did not start (bootstrap logs under {}). Cause: {}",
-                cluster.log_uri,
-                sfn.JsonPath.string_at("$.error.Cause"),
-            ),
-        )
 
-        create.add_retry(
-            errors=_CREATE_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
+    def _terminate(self, state_id: str) -> tasks.EmrTerminateCluster:
+        return tasks.EmrTerminateCluster(
+            self,
+            state_id,
+            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
+            result_path=sfn.JsonPath.DISCARD,
         )
-        for task in (step, terminate, terminate_after_failure):
-            task.add_retry(
-                errors=_TRANSIENT_EMR_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
-            )
-        # A cluster that fails to start terminates itself (bootstrap or provisioning failure).
-        create.add_catch(start_failed, errors=["States.ALL"], result_path="$.error")
-        step.add_catch(terminate_after_failure, errors=["States.ALL"], result_path="$.error")
-        terminate_after_failure.add_catch(
-            termination_failed, errors=["States.ALL"], result_path="$.terminationError"
-        )
-        terminate.add_catch(termination_failed, errors=["States.ALL"], result_path="$.terminationError")
-        terminate_after_failure.next(etl_failed)
-        create.next(step).next(terminate)
-        self.bounds(create, [terminate])
-        self._tasks = (create, step, terminate, terminate_after_failure)
 
     def restrict_permissions(self, principal: iam.IGrantable) -> None:
         """Narrows what CDK grants the state machine for these tasks: roles pass to EMR only, and only
