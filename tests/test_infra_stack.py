@@ -420,3 +420,12 @@ def test_only_clusters_with_the_project_tag_can_be_terminated(template):
             assert _allowed(statements, action, {PROJECT_TAG[0]: PROJECT_TAG[1]}), name
             assert not _allowed(statements, action, {}), name
             assert not _allowed(statements, action, {PROJECT_TAG[0]: "someone-else"}), name
+
+
+def test_sagemaker_list_tags_is_granted_on_the_pipelines_jobs_only(template):
+    """ListTags (which CDK's SageMaker tasks grant on "*") is limited to the cxr-* training/processing jobs."""
+    (statement,) = [
+        s for s in _statements(template.to_json()) if "sagemaker:ListTags" in _as_list(s["Action"])
+    ]
+    resources_ = [json.dumps(r) for r in _as_list(statement["Resource"])]
+    assert len(resources_) == 2 and all("job/cxr-*" in r for r in resources_), resources_
