@@ -7,13 +7,19 @@ EXPERIMENT ?= experiments/demo.json
 
 .PHONY: setup demo test lint synth clean
 
-setup: .venv/.installed node_modules/.installed
+setup: .venv/.installed node_modules/.installed .venv-checkov/.installed
 
 .venv/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q uv==0.13.8
 	$(PY) -m uv pip install --python $(PY) -q -r requirements.txt
 	$(PY) -m uv pip install --python $(PY) -q --no-deps -e .
+	touch $@
+
+# checkov pins boto3==1.35.49 (ours: 1.44.5), so it gets a venv of its own (tests/test_checkov.py runs it).
+.venv-checkov/.installed: requirements-checkov.txt .venv/.installed
+	test -x .venv-checkov/bin/python || python3 -m venv .venv-checkov
+	$(PY) -m uv pip install --python .venv-checkov/bin/python -q -r requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +85,7 @@ def _run(argv: list[str]) -> int:
 
 def _cloud(argv: list[str], command: str) -> int:
     from jobs import cloud
+    from jobs.costs import CostError
     from jobs.experiment import ExperimentError, load_experiment
 
     parser = argparse.ArgumentParser(prog=f"cxr {command}", description=COMMANDS[command][0])
@@ -105,6 +107,19 @@ def _cloud(argv: list[str], command: str) -> int:
             parser.add_argument(
                 "--skip-preflight", action="store_true", help="start without `cxr preflight`'s checks"
             )
+            parser.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="print the cost estimate and the input it would send; call no AWS",
+            )
+            parser.add_argument(
+                "-c",
+                "--context",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="CDK context the stack was deployed with, as `cdk deploy -c` (default: cdk.json)",
+            )
     elif command == "stage-weights":
         parser.add_argument(
             "models",
@@ -121,6 +136,8 @@ def _cloud(argv: list[str], command: str) -> int:
     try:
         needs_experiment = command in ("start", "preflight")
         exp = load_experiment(find_experiment(args.experiment)) if needs_experiment else None
+        if command == "start" and args.dry_run:
+            return _dry_run(exp, args.context)
         outputs = cloud.stack_outputs(args.stack, args.region)
         if command == "upload-data":
             cloud.upload_data(args.data_root, outputs, args.prefix)
@@ -150,9 +167,25 @@ def _cloud(argv: list[str], command: str) -> int:
         elif command == "results":
             written = cloud.results(args.execution_arn, outputs, args.output)
             print(f"{len(written)} file(s) in {args.output}; open {args.output / 'report.html'}")
-    except (cloud.CloudError, ExperimentError) as exc:
+    except (cloud.CloudError, ExperimentError, CostError) as exc:
         print(f"cxr {command}: error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _dry_run(exp, context: list[str]) -> int:
+    """`cxr start --dry-run`: the estimate for the deployed context and the input, with placeholder buckets."""
+    from jobs import cloud
+    from jobs.costs import CostError, cdk_context, estimate_cost, format_estimate
+
+    bad = [item for item in context if "=" not in item]
+    if bad:
+        raise CostError(f"--context {bad[0]!r}: write KEY=VALUE, e.g. -c useSpot=true")
+    estimate = estimate_cost(exp, cdk_context(dict(item.split("=", 1) for item in context)))
+    for line in format_estimate(estimate):
+        print(line)
+    print("input (buckets are placeholders for the stack's outputs):")
+    print(json.dumps(cloud.execution_input(exp, cloud.PLACEHOLDER_OUTPUTS), indent=2))
     return 0
 
 

@@ -37,6 +37,16 @@ class StackOutputs:
     region: str
 
 
+# What `cxr start --dry-run` puts where the deployed stack's outputs go (it reads none).
+PLACEHOLDER_OUTPUTS = StackOutputs(
+    "raw-bucket-of-the-stack",
+    "datasets-bucket-of-the-stack",
+    "artifacts-bucket-of-the-stack",
+    "",
+    "us-east-1",
+)
+
+
 def _client(service: str, region: str | None = None):
     try:
         return boto3.client(service, region_name=region)

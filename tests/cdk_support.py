@@ -21,6 +21,16 @@ def cdk_context(**overrides: Any) -> dict[str, Any]:
     return {**json.loads((ROOT / "cdk.json").read_text())["context"], **overrides}
 
 
+# The context switches that change the Task states' parameters or the template, all on at once (one more
+# synth instead of four): managed spot, jobs in the VPC, network isolation, EMR in-transit TLS.
+SWITCHES_ON = {
+    "useSpot": True,
+    "trainingInVpc": True,
+    "networkIsolation": True,
+    "emrInTransitCertificatesUri": "s3://cxr-certificates-123456789012/emr-tls.zip",
+}
+
+
 @dataclass
 class Synthesized:
     stack: Any

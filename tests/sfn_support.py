@@ -9,6 +9,7 @@ both; a third lets a mocked task fail for chosen Map items only (moto picks mock
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_unsupported,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.mocking.mock_config import (
@@ -81,6 +83,31 @@ def mocked_tasks(monkeypatch: pytest.MonkeyPatch, mocks: Mocks) -> Iterator[None
 
     monkeypatch.setattr(Environment, "get_current_mocked_response", response_per_item)
     yield
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """The Parameters one Task state evaluated (JSONPaths and intrinsic functions resolved)."""
+
+    state: str
+    resource: str
+    parameters: dict[str, Any]
+
+
+@contextlib.contextmanager
+def recorded_task_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[TaskCall]]:
+    """Records every Task state's evaluated Parameters, before moto drops any it does not support."""
+    calls: list[TaskCall] = []
+    original = StateTask._eval_parameters
+
+    def recording(self, env):
+        if self.parargs is not None:
+            self.parargs.eval(env=env)
+            calls.append(TaskCall(self.name, self.resource.resource_arn, copy.deepcopy(env.stack.pop())))
+        return original(self, env)
+
+    monkeypatch.setattr(StateTask, "_eval_parameters", recording)
+    yield calls
 
 
 @dataclass
