@@ -357,8 +357,8 @@ class EmrEtl(Fragment):
         clusters with the project tag can be stepped into or terminated.
 
         CDK's CreateCluster statement allows RunJobFlow, DescribeCluster and TerminateJobFlows on "*" in
-        one statement (a tag condition there would block RunJobFlow); the Deny closes that for clusters
-        without the tag.
+        one statement, so its condition can only be "if the key exists" (RunJobFlow has no resource tag
+        yet); the Deny closes it for clusters without the tag.
         """
         tag_condition = {f"aws:ResourceTag/{PROJECT_TAG[0]}": PROJECT_TAG[1]}
         for task in self._tasks:
@@ -367,6 +367,12 @@ class EmrEtl(Fragment):
                     statement.add_condition("StringEquals", {"iam:PassedToService": EMR_SERVICE})
                 elif set(statement.actions) <= _CLUSTER_ACTIONS and "*" not in statement.resources:
                     statement.add_condition("StringEquals", tag_condition)
+                elif "elasticmapreduce:RunJobFlow" in statement.actions:
+                    # RunJobFlow carries the tag in the request, later calls find it on the cluster.
+                    statement.add_condition(
+                        "StringEqualsIfExists",
+                        {f"aws:RequestTag/{PROJECT_TAG[0]}": PROJECT_TAG[1], **tag_condition},
+                    )
         principal.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
                 effect=iam.Effect.DENY,

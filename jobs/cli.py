@@ -150,6 +150,7 @@ def _cloud(argv: list[str], command: str) -> int:
 
             described, _ = cloud.described_outputs(args.stack, args.region)
             checks = cloud._call(lambda: preflight.preflight(exp, outputs, described), "preflight")
+            print(preflight.cost_line(exp, described))
             if not preflight.report(checks):
                 print(f"cxr {command}: fix the MISSING items above, then rerun", file=sys.stderr)
                 return 1

@@ -232,6 +232,16 @@ def preflight(
     return checks + quota_checks(exp, settings, quotas, region, vcpus, etl)
 
 
+def cost_line(exp: Experiment, described_outputs: dict[str, str]) -> str:
+    """The estimate (jobs/costs.py) for the deployed context: cdk.json with the stack's own settings."""
+    from jobs.costs import CostError, cdk_context, estimate_cost, format_estimate
+
+    try:
+        return format_estimate(estimate_cost(exp, cdk_context(deployed_settings(described_outputs))))[0]
+    except CostError as exc:
+        return f"no cost estimate: {exc}"
+
+
 def report(checks: list[Check], echo: Callable[[str], None] = print) -> bool:
     """Prints one line per check (and the fix under a failing one); True when all pass."""
     for check in checks:

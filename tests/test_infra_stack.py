@@ -388,11 +388,14 @@ def _allowed(statements: list[dict], action: str, tags: dict[str, str]) -> bool:
             return False
         for operator, keys in statement.get("Condition", {}).items():
             for key, wanted in keys.items():
-                if not key.startswith("aws:ResourceTag/"):
-                    return False  # no other condition is expected on these statements
-                value = tags.get(key.split("/", 1)[1])
+                # A termination request carries no request tags: only the cluster's own tags are present.
+                value = tags.get(key.split("/", 1)[1]) if key.startswith("aws:ResourceTag/") else None
+                if value is None and operator.endswith("IfExists"):
+                    continue
                 equal = value in _as_list(wanted)
-                if (operator == "StringEquals" and not equal) or (operator == "StringNotEquals" and equal):
+                if operator.startswith("StringEquals") and not equal:
+                    return False
+                if operator == "StringNotEquals" and equal:
                     return False
         return True
 
