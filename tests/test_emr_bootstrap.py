@@ -113,7 +113,8 @@ def test_bootstrap_upgrades_pip_first_then_installs_wheels_only_with_hashes(tmp_
 def test_pinned_hashes_match_the_published_wheels(tmp_path):
     """pip download (the EMR platform, wheels only, --require-hashes) fetches exactly the named wheels."""
     command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-cache-dir", "--only-binary=:all:",
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-cache-dir", "--timeout", "10", "--retries", "1",
+        "--only-binary=:all:",
         "--python-version", "3.7", "--implementation", "cp", "--abi", "cp37m",
         "--platform", "manylinux2014_x86_64", "--require-hashes", "-r", str(REQUIREMENTS), "-d", str(tmp_path),
     ]  # fmt: skip
