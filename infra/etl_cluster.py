@@ -20,8 +20,9 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import access
-from infra.fragment import Fragment
-from infra.network import Network
+from infra.cleanup.terminate_clusters import CLUSTER_NAME_PREFIX, EXECUTION_TAG
+from infra.fragment import Fragment, fail_with_cause
+from infra.network import EMR_MANAGED_POLICY_TAG, Network
 from infra.settings import PipelineSettings
 from infra.storage import EMR_LOG_PREFIX, Storage
 from jobs.pipeline_input import ETL_COMMAND
@@ -32,8 +33,39 @@ ETL_REQUIREMENTS = ROOT / "jobs" / "etl" / "emr-requirements.txt"
 ETL_REQUIREMENTS_BOOTSTRAP = ROOT / "jobs" / "etl" / "emr-bootstrap.sh"
 ETL_CODE_BOOTSTRAP = Path(__file__).resolve().parent / "emr" / "install-etl-code.sh"
 
-# Retried on every EMR call: API throttling and EMR's internal errors are transient.
+# Retried on EMR calls after creation: API throttling and EMR's internal errors are transient.
 _TRANSIENT_EMR_ERRORS = ["EMR.AmazonElasticMapReduceException", "ThrottlingException"]
+# CreateCluster retries throttling only: a generic EMR error may come after the cluster exists, and a
+# retry would then start (and bill) a second one.
+_CREATE_RETRY_ERRORS = ["ThrottlingException"]
+# Every cluster carries these; the v2 managed policy acts only on clusters with its tag, termination by
+# the state machine and the cleanup function only on clusters with the project tag.
+PROJECT_TAG = ("project", "cxr-pipeline")
+EMR_SERVICE = "elasticmapreduce.amazonaws.com"
+# Actions on an existing cluster, which EMR authorizes against the cluster's tags.
+_CLUSTER_ACTIONS = {
+    "elasticmapreduce:DescribeCluster",
+    "elasticmapreduce:TerminateJobFlows",
+    "elasticmapreduce:AddJobFlowSteps",
+    "elasticmapreduce:DescribeStep",
+    "elasticmapreduce:CancelSteps",
+}
+
+
+# Spark takes the whole node; PySpark runs the node's Python 3.7 (where the bootstrap installed the pins).
+_SPARK_CONFIGURATIONS = [
+    tasks.EmrCreateCluster.ConfigurationProperty(
+        classification="spark", properties={"maximizeResourceAllocation": "true"}
+    ),
+    tasks.EmrCreateCluster.ConfigurationProperty(
+        classification="spark-env",
+        configurations=[
+            tasks.EmrCreateCluster.ConfigurationProperty(
+                classification="export", properties={"PYSPARK_PYTHON": "/usr/bin/python3"}
+            )
+        ],
+    ),
+]
 
 
 def _package_directory(staging: Path) -> Path:
@@ -122,6 +154,12 @@ class EtlCluster(Construct):
                     resources=[storage.key.key_arn],
                 ),
                 access.use_key(storage.key),
+                # EMR hands the nodes' role to EC2 (the v2 policy allows this only for EMR_EC2_DefaultRole).
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self.instance_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+                ),
             ],
         )
         # The cluster has no automatic scaling policy: this role exists because EMR requires one and
@@ -177,11 +215,65 @@ class EmrEtl(Fragment):
         network: Network,
     ) -> None:
         super().__init__(scope, construct_id)
-        create = tasks.EmrCreateCluster(
+        create = self._create_cluster(settings, cluster, network)
+        step = self._run_step(settings)
+        terminate = self._terminate("TerminateCluster")
+        terminate_after_failure = self._terminate("TerminateClusterAfterFailure")
+        etl_failed = fail_with_cause(
+            self,
+            "EtlFailed",
+            "The ETL failed on EMR cluster {} (terminated). Step logs: {}{}/steps/. Cause: {}",
+            "$.cluster.ClusterId",
+            cluster.log_uri,
+            "$.cluster.ClusterId",
+            "$.error.Cause",
+        )
+        termination_failed = fail_with_cause(
+            self,
+            "ClusterTerminationFailed",
+            "Could not terminate EMR cluster {}: terminate it in the EMR console (idle auto-termination "
+            "stops it after " + str(settings.emrIdleTimeoutMinutes) + " minutes otherwise). Cause: {}",
+            "$.cluster.ClusterId",
+            "$.terminationError.Cause",
+        )
+        start_failed = fail_with_cause(
+            self,
+            "ClusterStartFailed",
+            "The EMR cluster did not start (bootstrap logs under {}). Cause: {}",
+            cluster.log_uri,
+            "$.error.Cause",
+        )
+
+        create.add_retry(
+            errors=_CREATE_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
+        )
+        for task in (step, terminate, terminate_after_failure):
+            task.add_retry(
+                errors=_TRANSIENT_EMR_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
+            )
+        # A cluster that fails to start terminates itself (bootstrap or provisioning failure).
+        create.add_catch(start_failed, errors=["States.ALL"], result_path="$.error")
+        step.add_catch(terminate_after_failure, errors=["States.ALL"], result_path="$.error")
+        terminate_after_failure.add_catch(
+            termination_failed, errors=["States.ALL"], result_path="$.terminationError"
+        )
+        terminate.add_catch(termination_failed, errors=["States.ALL"], result_path="$.terminationError")
+        terminate_after_failure.next(etl_failed)
+        create.next(step).next(terminate)
+        self.bounds(create, [terminate])
+        self._tasks = (create, step, terminate, terminate_after_failure)
+
+    def _create_cluster(
+        self, settings: PipelineSettings, cluster: EtlCluster, network: Network
+    ) -> tasks.EmrCreateCluster:
+        """The transient cluster: the paper's nodes, both bootstrap actions, tags, idle auto-termination."""
+        return tasks.EmrCreateCluster(
             self,
             "CreateCluster",
             name=sfn.JsonPath.format(
-                "cxr-etl-{}-{}", sfn.JsonPath.string_at("$.experiment"), sfn.JsonPath.string_at("$.runId")
+                CLUSTER_NAME_PREFIX + "{}-{}",
+                sfn.JsonPath.string_at("$.experiment"),
+                sfn.JsonPath.string_at("$.runId"),
             ),
             release_label=settings.emrReleaseLabel,
             applications=[tasks.EmrCreateCluster.ApplicationConfigProperty(name="Spark")],
@@ -217,31 +309,29 @@ class EmrEtl(Fragment):
                     [cluster.package.s3_object_url, cluster.script.s3_object_url, ETL_COMMAND, Aws.REGION],
                 ),
             ],
-            configurations=[
-                tasks.EmrCreateCluster.ConfigurationProperty(
-                    classification="spark", properties={"maximizeResourceAllocation": "true"}
-                ),
-                tasks.EmrCreateCluster.ConfigurationProperty(
-                    classification="spark-env",
-                    configurations=[
-                        tasks.EmrCreateCluster.ConfigurationProperty(
-                            classification="export", properties={"PYSPARK_PYTHON": "/usr/bin/python3"}
-                        )
-                    ],
-                ),
-            ],
+            configurations=_SPARK_CONFIGURATIONS,
             auto_termination_policy_idle_timeout=Duration.minutes(settings.emrIdleTimeoutMinutes),
             cluster_role=cluster.instance_role,
-            service_role=cluster.service_role,
+            # Immutable here: CDK would grant it PassRole on the nodes' role without naming the service;
+            # EtlCluster grants it with iam:PassedToService=ec2.amazonaws.com.
+            service_role=cluster.service_role.without_policy_updates(),
             auto_scaling_role=cluster.auto_scaling_role,
             security_configuration=cluster.security_configuration.ref,
             log_uri=cluster.log_uri,
             visible_to_all_users=True,
-            tags={"project": "cxr-pipeline"},
+            tags={
+                PROJECT_TAG[0]: PROJECT_TAG[1],
+                EMR_MANAGED_POLICY_TAG: "true",
+                # What the cleanup function (infra/cleanup) looks for when the execution ends badly.
+                EXECUTION_TAG: sfn.JsonPath.string_at("$$.Execution.Id"),
+            },
             result_selector={"ClusterId.$": "$.ClusterId"},
             result_path="$.cluster",
         )
-        step = tasks.EmrAddStep(
+
+    def _run_step(self, settings: PipelineSettings) -> tasks.EmrAddStep:
+        """`cxr etl` with the input's arguments, as one step; a failed step leaves the cluster to us."""
+        return tasks.EmrAddStep(
             self,
             "RunEtlStep",
             cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
@@ -250,67 +340,49 @@ class EmrEtl(Fragment):
             args=sfn.JsonPath.list_at("$.etl.stepArguments"),
             action_on_failure=tasks.ActionOnFailure.CONTINUE,
             result_path=sfn.JsonPath.DISCARD,
-        )
-        terminate = tasks.EmrTerminateCluster(
-            self,
-            "TerminateCluster",
-            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        terminate_after_failure = tasks.EmrTerminateCluster(
-            self,
-            "TerminateClusterAfterFailure",
-            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        etl_failed = sfn.Fail(
-            self,
-            "EtlFailed",
-            error="EtlFailed",
-            cause_path=sfn.JsonPath.format(
-                "The ETL failed on EMR cluster {} (terminated). Step logs: {}{}/steps/. Cause: {}",
-                sfn.JsonPath.string_at("$.cluster.ClusterId"),
-                cluster.log_uri,
-                sfn.JsonPath.string_at("$.cluster.ClusterId"),
-                sfn.JsonPath.string_at("$.error.Cause"),
-            ),
-        )
-        termination_failed = sfn.Fail(
-            self,
-            "ClusterTerminationFailed",
-            error="ClusterTerminationFailed",
-            cause_path=sfn.JsonPath.format(
-                "Could not terminate EMR cluster {}: terminate it in the EMR console (idle auto-termination "
-                "stops it after " + str(settings.emrIdleTimeoutMinutes) + " minutes otherwise). Cause: {}",
-                sfn.JsonPath.string_at("$.cluster.ClusterId"),
-                sfn.JsonPath.string_at("$.terminationError.Cause"),
-            ),
-        )
-        start_failed = sfn.Fail(
-            self,
-            "ClusterStartFailed",
-            error="ClusterStartFailed",
-            cause_path=sfn.JsonPath.format(
-                "The EMR cluster did not start (bootstrap logs under {}). Cause: {}",
-                cluster.log_uri,
-                sfn.JsonPath.string_at("$.error.Cause"),
-            ),
+            # States.Timeout is caught like any failure, so a hung step ends with the cluster.
+            task_timeout=sfn.Timeout.duration(Duration.minutes(settings.etlStepTimeoutMinutes)),
         )
 
-        for task in (create, step, terminate, terminate_after_failure):
-            task.add_retry(
-                errors=_TRANSIENT_EMR_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
-            )
-        # A cluster that fails to start terminates itself (bootstrap or provisioning failure).
-        create.add_catch(start_failed, errors=["States.ALL"], result_path="$.error")
-        step.add_catch(terminate_after_failure, errors=["States.ALL"], result_path="$.error")
-        terminate_after_failure.add_catch(
-            termination_failed, errors=["States.ALL"], result_path="$.terminationError"
+    def _terminate(self, state_id: str) -> tasks.EmrTerminateCluster:
+        return tasks.EmrTerminateCluster(
+            self,
+            state_id,
+            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
+            result_path=sfn.JsonPath.DISCARD,
         )
-        terminate.add_catch(termination_failed, errors=["States.ALL"], result_path="$.terminationError")
-        terminate_after_failure.next(etl_failed)
-        create.next(step).next(terminate)
-        self.bounds(create, [terminate])
+
+    def restrict_permissions(self, principal: iam.IGrantable) -> None:
+        """Narrows what CDK grants the state machine for these tasks: roles pass to EMR only, and only
+        clusters with the project tag can be stepped into or terminated.
+
+        CDK's CreateCluster statement allows RunJobFlow, DescribeCluster and TerminateJobFlows on "*" in
+        one statement, so its condition can only be "if the key exists" (RunJobFlow has no resource tag
+        yet); the Deny closes it for clusters without the tag.
+        """
+        tag_condition = {f"aws:ResourceTag/{PROJECT_TAG[0]}": PROJECT_TAG[1]}
+        for task in self._tasks:
+            for statement in task._task_policies:
+                if statement.actions == ["iam:PassRole"]:
+                    statement.add_condition("StringEquals", {"iam:PassedToService": EMR_SERVICE})
+                elif set(statement.actions) <= _CLUSTER_ACTIONS and "*" not in statement.resources:
+                    statement.add_condition("StringEquals", tag_condition)
+                elif "elasticmapreduce:RunJobFlow" in statement.actions:
+                    # RunJobFlow carries the tag in the request, later calls find it on the cluster.
+                    statement.add_condition(
+                        "StringEqualsIfExists",
+                        {f"aws:RequestTag/{PROJECT_TAG[0]}": PROJECT_TAG[1], **tag_condition},
+                    )
+        principal.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=sorted(
+                    _CLUSTER_ACTIONS - {"elasticmapreduce:DescribeCluster", "elasticmapreduce:DescribeStep"}
+                ),
+                resources=["*"],
+                conditions={"StringNotEquals": tag_condition},
+            )
+        )
 
 
 def _instance_group(

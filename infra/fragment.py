@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
 
 
 class Fragment(sfn.StateMachineFragment):
@@ -19,3 +20,16 @@ class Fragment(sfn.StateMachineFragment):
     @property
     def end_states(self) -> list[sfn.INextable]:
         return self._ends
+
+
+def fail_with_cause(scope: Construct, error: str, message: str, *values: str) -> sfn.Fail:
+    """A Fail state ``error`` whose cause is ``message`` with each ``{}`` filled from ``values``: a
+    ``$...`` path is read from the state's input, anything else is inserted as is."""
+    return sfn.Fail(
+        scope,
+        error,
+        error=error,
+        cause_path=sfn.JsonPath.format(
+            message, *[sfn.JsonPath.string_at(v) if v.startswith("$") else v for v in values]
+        ),
+    )

@@ -13,6 +13,7 @@ from constructs import IConstruct
 
 from infra.stack import CxrPipelineStack
 from infra.storage import EMR_LOG_PREFIX, TEMPORARY_PREFIX
+from jobs.stack_outputs import WEIGHTS_PREFIX
 
 _PARTITION_REGION_ACCOUNT = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
 
@@ -95,10 +96,11 @@ def acknowledge_findings(stack: CxrPipelineStack) -> None:
     )
     _ack(
         jobs.policy,
-        "SageMaker jobs read datasets/ and write runs/<experiment>/<run id>/ and tmp/ checkpoints: object "
+        "SageMaker jobs read datasets/ and the staged weights/, and write runs/<experiment>/<run id>/ and tmp/ checkpoints: object "
         "names are made per run. PutMetricData, GetAuthorizationToken (and ENI calls in VPC mode) have no "
         "resource-level permissions; the log groups are SageMaker's own /aws/sagemaker/*.",
         _objects(storage.datasets, "datasets/"),
+        _objects(storage.artifacts, WEIGHTS_PREFIX),
         _objects(storage.artifacts, "runs/"),
         _objects(storage.artifacts, TEMPORARY_PREFIX),
         _aws("IAM5[Resource::*]"),
@@ -107,6 +109,36 @@ def acknowledge_findings(stack: CxrPipelineStack) -> None:
             + _PARTITION_REGION_ACCOUNT.format(service="logs", resource="log-group:/aws/sagemaker/*")
             + "]"
         ),
+    )
+    cleanup = stack.cleanup
+    _ack(
+        cleanup.policy,
+        "ListClusters has no resource-level permissions; DescribeCluster reads the tags of cxr-etl-* "
+        "clusters whose ids exist only at run time; TerminateJobFlows is limited by the project tag "
+        "condition; the log stream names under the function's own log group are chosen by Lambda.",
+        _aws("IAM5[Resource::*]"),
+        _aws(
+            "IAM5[Resource::"
+            + _PARTITION_REGION_ACCOUNT.format(service="elasticmapreduce", resource="cluster/*")
+            + "]"
+        ),
+        _aws(
+            "IAM5[Resource::"
+            + _PARTITION_REGION_ACCOUNT.format(
+                service="logs",
+                resource=f"log-group:<{stack.resolve(stack.get_logical_id(cleanup.log_group.node.default_child))}>:*",
+            )
+            + "]"
+        ),
+    )
+    _ack(
+        cleanup.function,
+        "A cleanup function invoked a few times a month by one EventBridge rule (which retries 4 times): "
+        "reserved concurrency would take from a new account's small pool; it calls only the EMR API, "
+        "reachable without a VPC (the stack has no NAT gateway); a failed invocation is in its log group.",
+        _hipaa("LambdaConcurrency"),
+        _hipaa("LambdaDLQ"),
+        _hipaa("LambdaInsideVPC"),
     )
     _ack(
         pipeline.state_machine,

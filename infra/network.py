@@ -12,7 +12,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-# AmazonEMRServicePolicy_v2 only launches into subnets carrying this tag.
+# AmazonEMRServicePolicy_v2 acts only on clusters, and creates security groups only in VPCs, carrying
+# this tag (=true); the subnet has it too.
 EMR_MANAGED_POLICY_TAG = "for-use-with-amazon-emr-managed-policies"
 
 
@@ -39,6 +40,7 @@ class Network(Construct):
             "FlowLog", destination=ec2.FlowLogDestination.to_s3(flow_log_bucket, "vpc-flow-logs/")
         )
         self.emr_subnet = self.vpc.public_subnets[0]
+        Tags.of(self.vpc.node.default_child).add(EMR_MANAGED_POLICY_TAG, "true")
         Tags.of(self.emr_subnet).add(EMR_MANAGED_POLICY_TAG, "true")
         self.job_subnets = self.vpc.isolated_subnets
         # No inbound rule: training is one instance (all its GPUs through MirroredStrategy).

@@ -11,6 +11,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.etl_cluster import EmrEtl, EtlCluster
+from infra.fragment import fail_with_cause
 from infra.network import Network
 from infra.settings import PipelineSettings
 from infra.storage import Storage
@@ -32,7 +33,36 @@ class Pipeline(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         validate = ValidateInput(self, "Validate")
+        find_dataset = self._find_dataset(storage)
+        etl = EmrEtl(self, "Etl", settings=settings, cluster=cluster, network=network)
+        per_model = self._per_model(settings, jobs)
+        report = jobs.report_state(self, "Report")
+        report.add_catch(
+            fail_with_cause(
+                self,
+                "ReportFailed",
+                "The report job failed; see CloudWatch /aws/sagemaker/ProcessingJobs. Cause: {}",
+                "$.error.Cause",
+            ),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        per_model.next(report).next(sfn.Succeed(self, "Done"))
 
+        dataset_exists = (
+            sfn.Choice(self, "DatasetExists?")
+            .when(sfn.Condition.number_greater_than("$.existingDataset.count", 0), per_model)
+            .otherwise(etl)
+        )
+        etl.next(per_model)
+        self.log_group, self.state_machine = self._state_machine(
+            validate.next(find_dataset).next(dataset_exists), settings, storage
+        )
+        jobs.grant_run_jobs(self.state_machine)
+        etl.restrict_permissions(self.state_machine)
+
+    def _find_dataset(self, storage: Storage) -> tasks.CallAwsService:
+        """Counts the objects at the dataset's manifest key: a finished ETL output is reused."""
         find_dataset = tasks.CallAwsService(
             self,
             "FindDataset",
@@ -54,8 +84,10 @@ class Pipeline(Construct):
             max_attempts=3,
             backoff_rate=2.0,
         )
-        etl = EmrEtl(self, "Etl", settings=settings, cluster=cluster, network=network)
+        return find_dataset
 
+    def _per_model(self, settings: PipelineSettings, jobs: SageMakerJobs) -> sfn.Map:
+        """Train then evaluate each model, ``modelConcurrency`` at a time; one failure fails the run."""
         train = jobs.training_state(self, "Train")
         evaluate = jobs.evaluation_state(self, "Evaluate")
         per_model = sfn.Map(
@@ -72,59 +104,32 @@ class Pipeline(Construct):
         )
         per_model.item_processor(train.next(evaluate))
         per_model.add_catch(
-            sfn.Fail(
+            fail_with_cause(
                 self,
                 "ModelFailed",
-                error="ModelFailed",
-                cause_path=sfn.JsonPath.format(
-                    "A training or evaluation job failed (the others were stopped); see the SageMaker "
-                    "console "
-                    "and CloudWatch /aws/sagemaker/TrainingJobs. Cause: {}",
-                    sfn.JsonPath.string_at("$.error.Cause"),
-                ),
+                "A training or evaluation job failed (the others were stopped); see the SageMaker console "
+                "and CloudWatch /aws/sagemaker/TrainingJobs. Cause: {}",
+                "$.error.Cause",
             ),
             errors=["States.ALL"],
             result_path="$.error",
         )
-        report = jobs.report_state(self, "Report")
-        report.add_catch(
-            sfn.Fail(
-                self,
-                "ReportFailed",
-                error="ReportFailed",
-                cause_path=sfn.JsonPath.format(
-                    "The report job failed; see CloudWatch /aws/sagemaker/ProcessingJobs. Cause: {}",
-                    sfn.JsonPath.string_at("$.error.Cause"),
-                ),
-            ),
-            errors=["States.ALL"],
-            result_path="$.error",
-        )
-        per_model.next(report).next(sfn.Succeed(self, "Done"))
+        return per_model
 
-        dataset_exists = (
-            sfn.Choice(self, "DatasetExists?")
-            .when(sfn.Condition.number_greater_than("$.existingDataset.count", 0), per_model)
-            .otherwise(etl)
+    def _state_machine(
+        self, definition: sfn.IChainable, settings: PipelineSettings, storage: Storage
+    ) -> tuple[logs.LogGroup, sfn.StateMachine]:
+        """The state machine, logging everything to a KMS-encrypted group, traced with X-Ray."""
+        log_group = logs.LogGroup(
+            self, "Logs", encryption_key=storage.key, removal_policy=RemovalPolicy.RETAIN
         )
-        etl.next(per_model)
-        definition = validate.next(find_dataset).next(dataset_exists)
-
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            encryption_key=storage.key,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.log_group.node.default_child.retention_in_days = settings.logRetentionDays
-        self.state_machine = sfn.StateMachine(
+        log_group.node.default_child.retention_in_days = settings.logRetentionDays
+        state_machine = sfn.StateMachine(
             self,
             "StateMachine",
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             comment="cxr-pipeline: one experiment run (input: jobs.pipeline_input.state_machine_input)",
             tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
-            ),
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
-        jobs.grant_run_jobs(self.state_machine)
+        return log_group, state_machine

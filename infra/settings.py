@@ -53,10 +53,12 @@ class PipelineSettings:
     emrCoreVolumeSizeGb: int
     emrIdleTimeoutMinutes: int
     emrInTransitCertificatesUri: str
+    etlStepTimeoutMinutes: int
     trainingInstanceType: str
     trainingInstanceCount: int
     trainingVolumeSizeGb: int
-    maxRuntimeSeconds: int
+    trainingExpectedMinutes: int
+    trainingRuntimeMargin: int
     useSpot: bool
     maxWaitSeconds: int
     networkIsolation: bool
@@ -80,13 +82,21 @@ class PipelineSettings:
         settings.check()
         return settings
 
+    @property
+    def maxRuntimeSeconds(self) -> int:
+        """A training job's stop condition: the expected duration times the margin, so a hung job costs a
+        bounded amount (at 24 h, one paper experiment could bill about $1,400 of ml.p3.8xlarge)."""
+        return self.trainingExpectedMinutes * 60 * self.trainingRuntimeMargin
+
     def check(self) -> None:
         for name in (
             "emrMasterInstanceCount",
             "emrCoreInstanceCount",
             "trainingInstanceCount",
             "modelConcurrency",
-            "maxRuntimeSeconds",
+            "trainingExpectedMinutes",
+            "trainingRuntimeMargin",
+            "etlStepTimeoutMinutes",
             "trainingVolumeSizeGb",
             "emrCoreVolumeSizeGb",
             "logRetentionDays",
@@ -104,7 +114,8 @@ class PipelineSettings:
             )
         if self.useSpot and self.maxWaitSeconds < self.maxRuntimeSeconds:
             raise SettingsError(
-                "context 'maxWaitSeconds' must be >= 'maxRuntimeSeconds' when 'useSpot' is on"
+                f"context 'maxWaitSeconds' must be >= {self.maxRuntimeSeconds} (trainingExpectedMinutes x 60 x "
+                "trainingRuntimeMargin) when 'useSpot' is on"
             )
         if self.logRetentionDays not in LOG_RETENTION_DAYS:
             raise SettingsError(

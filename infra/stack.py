@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from infra.etl_cluster import EtlCluster
+from infra.cluster_cleanup import ClusterCleanup
+from infra.etl_cluster import PROJECT_TAG, EtlCluster
 from infra.network import Network
 from infra.pipeline import Pipeline
 from infra.settings import PipelineSettings
 from infra.storage import Storage
 from infra.training import SageMakerJobs
+from jobs import stack_outputs as names
 
-# Output names `cxr start/status/results` read from the deployed stack.
-OUTPUT_RAW_BUCKET = "RawBucket"
-OUTPUT_DATASETS_BUCKET = "DatasetsBucket"
-OUTPUT_ARTIFACTS_BUCKET = "ArtifactsBucket"
-OUTPUT_ACCESS_LOGS_BUCKET = "AccessLogsBucket"
-OUTPUT_STATE_MACHINE = "StateMachineArn"
-OUTPUT_LOG_GROUP = "StateMachineLogGroup"
+# What `cxr preflight` needs to know of the deployed context (the instances one run starts at once).
+PREFLIGHT_SETTINGS = (
+    "trainingInstanceType",
+    "trainingInstanceCount",
+    "useSpot",
+    "modelConcurrency",
+    "evaluationInstanceType",
+    "reportInstanceType",
+    "emrMasterInstanceType",
+    "emrMasterInstanceCount",
+    "emrCoreInstanceType",
+    "emrCoreInstanceCount",
+)
 
 
 class CxrPipelineStack(Stack):
@@ -40,22 +50,35 @@ class CxrPipelineStack(Stack):
             cluster=self.cluster,
             jobs=self.jobs,
         )
+        self.cleanup = ClusterCleanup(
+            self,
+            "ClusterCleanup",
+            state_machine=self.pipeline.state_machine,
+            key=self.storage.key,
+            log_retention_days=self.settings.logRetentionDays,
+            cluster_tag=PROJECT_TAG,
+        )
         outputs = {
-            OUTPUT_RAW_BUCKET: (self.storage.raw.bucket_name, "raw X-ray sources (cxr upload-data)"),
-            OUTPUT_DATASETS_BUCKET: (self.storage.datasets.bucket_name, "ETL outputs: datasets/<key>/"),
-            OUTPUT_ARTIFACTS_BUCKET: (
+            names.RAW_BUCKET: (self.storage.raw.bucket_name, "raw X-ray sources (cxr upload-data)"),
+            names.DATASETS_BUCKET: (self.storage.datasets.bucket_name, "ETL outputs: datasets/<key>/"),
+            names.ARTIFACTS_BUCKET: (
                 self.storage.artifacts.bucket_name,
                 "models, evaluations, reports: runs/<experiment>/<run id>/; EMR logs: logs/emr/",
             ),
-            OUTPUT_ACCESS_LOGS_BUCKET: (
+            names.ACCESS_LOGS_BUCKET: (
                 self.storage.access_logs.bucket_name,
                 "S3 server access and VPC flow logs",
             ),
-            OUTPUT_STATE_MACHINE: (
+            names.STATE_MACHINE: (
                 self.pipeline.state_machine.state_machine_arn,
                 "one execution per experiment run",
             ),
-            OUTPUT_LOG_GROUP: (self.pipeline.log_group.log_group_name, "the state machine's execution log"),
+            names.LOG_GROUP: (self.pipeline.log_group.log_group_name, "the state machine's execution log"),
+            names.TRAINING_IMAGE: (self.jobs.image.image_uri, "training/evaluation image (cxr preflight)"),
+            names.SETTINGS: (
+                json.dumps({key: getattr(self.settings, key) for key in PREFLIGHT_SETTINGS}, sort_keys=True),
+                "deployed context the preflight checks quotas against",
+            ),
         }
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)

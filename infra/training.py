@@ -32,7 +32,8 @@ from jobs.pipeline_input import (
     REPORT_EVALUATIONS_DIR,
     REPORT_OUTPUT_DIR,
 )
-from jobs.sagemaker_env import DATASET_CHANNEL
+from jobs.sagemaker_env import DATASET_CHANNEL, WEIGHTS_CHANNEL
+from jobs.stack_outputs import WEIGHTS_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 # The image needs only these; a narrow build context keeps the asset hash and upload small.
@@ -78,6 +79,7 @@ class SageMakerJobs(Construct):
         stack = Stack.of(self)
         statements = [
             *access.read_prefix(storage.datasets, "datasets/"),
+            *access.read_prefix(storage.artifacts, WEIGHTS_PREFIX),
             *access.write_prefix(storage.artifacts, "runs/"),
             *access.write_prefix(storage.artifacts, TEMPORARY_PREFIX),
             access.use_key(storage.key),
@@ -158,7 +160,18 @@ class SageMakerJobs(Construct):
                             "S3DataDistributionType": "FullyReplicated",
                         }
                     },
-                }
+                },
+                # ImageNet weights staged by `cxr stage-weights`: the jobs are network-isolated.
+                {
+                    "ChannelName": WEIGHTS_CHANNEL,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": self.storage.artifacts.s3_url_for_object(WEIGHTS_PREFIX),
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                },
             ],
             "OutputDataConfig": {"S3OutputPath.$": "$.item.outputUri", "KmsKeyId": self.storage.key.key_arn},
             "ResourceConfig": {
@@ -344,6 +357,9 @@ class SageMakerJobs(Construct):
                     "sagemaker:DescribeProcessingJob",
                     "sagemaker:StopProcessingJob",
                     "sagemaker:AddTags",
+                    # CDK's own SageMaker tasks and AWS's Step Functions policy examples grant it (on "*");
+                    # here only on the pipeline's jobs.
+                    "sagemaker:ListTags",
                 ],
                 resources=jobs,
             )
@@ -360,4 +376,10 @@ class SageMakerJobs(Construct):
                 ],
             )
         )
-        self.role.grant_pass_role(principal)
+        principal.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )

@@ -101,20 +101,31 @@ def _cloud(argv: list[str], command: str) -> int:
             help="folder with the sources (cohen/, nih/, ...), default: the bundled sample",
         )
         parser.add_argument("--prefix", default="", help="key prefix in the raw bucket (default: none)")
-    elif command == "start":
+    elif command in ("start", "preflight"):
         parser.add_argument("experiment", help="experiment file, or the name of one in experiments/")
+        if command == "start":
+            parser.add_argument(
+                "--skip-preflight", action="store_true", help="start without `cxr preflight`'s checks"
+            )
+            parser.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="print the cost estimate and the input it would send; call no AWS",
+            )
+            parser.add_argument(
+                "-c",
+                "--context",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="CDK context the stack was deployed with, as `cdk deploy -c` (default: cdk.json)",
+            )
+    elif command == "stage-weights":
         parser.add_argument(
-            "--dry-run",
-            action="store_true",
-            help="print the cost estimate and the input it would send; call no AWS",
-        )
-        parser.add_argument(
-            "-c",
-            "--context",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="CDK context the stack was deployed with, as `cdk deploy -c` (default: cdk.json)",
+            "models",
+            nargs="*",
+            metavar="MODEL",
+            help="e.g. resnet50 densenet121 vgg19 inceptionv3 (none: only the index the channel needs)",
         )
     elif command == "status":
         parser.add_argument("execution_arn", nargs="?", help="execution ARN (default: the latest)")
@@ -123,13 +134,27 @@ def _cloud(argv: list[str], command: str) -> int:
         parser.add_argument("--output", type=Path, default=Path("runs/results"), help="download folder")
     args = parser.parse_args(argv)
     try:
-        exp = load_experiment(find_experiment(args.experiment)) if command == "start" else None
+        needs_experiment = command in ("start", "preflight")
+        exp = load_experiment(find_experiment(args.experiment)) if needs_experiment else None
         if command == "start" and args.dry_run:
             return _dry_run(exp, args.context)
         outputs = cloud.stack_outputs(args.stack, args.region)
         if command == "upload-data":
             cloud.upload_data(args.data_root, outputs, args.prefix)
-        elif command == "start":
+        elif command == "stage-weights":
+            from jobs.stage_weights import stage_weights
+
+            stage_weights(args.models, outputs)
+        elif command == "preflight" or (command == "start" and not args.skip_preflight):
+            from jobs import preflight
+
+            described, _ = cloud.described_outputs(args.stack, args.region)
+            checks = cloud._call(lambda: preflight.preflight(exp, outputs, described), "preflight")
+            print(preflight.cost_line(exp, described))
+            if not preflight.report(checks):
+                print(f"cxr {command}: fix the MISSING items above, then rerun", file=sys.stderr)
+                return 1
+        if command == "start":
             for name, value in cloud.start(exp, outputs).items():
                 print(f"{name}: {value}")
         elif command == "status":
@@ -140,7 +165,7 @@ def _cloud(argv: list[str], command: str) -> int:
             print("  training jobs (SageMaker console): " + ", ".join(state["trainingJobs"]))
             if state["error"]:
                 print(f"  error: {state['error']}: {state['cause']}")
-        else:
+        elif command == "results":
             written = cloud.results(args.execution_arn, outputs, args.output)
             print(f"{len(written)} file(s) in {args.output}; open {args.output / 'report.html'}")
     except (cloud.CloudError, ExperimentError, CostError) as exc:
@@ -199,8 +224,16 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
                 "upload raw sources to the deployed stack's raw-data bucket (only new or changed files)",
             ),
             (
+                "stage-weights",
+                "download Keras's ImageNet weights, check their hashes, stage them for the training jobs",
+            ),
+            (
+                "preflight",
+                "check in seconds what a run needs in the account: image, weights, data, quotas",
+            ),
+            (
                 "start",
-                "start one state-machine execution for an experiment; prints its ARN and console links",
+                "run `cxr preflight`, then start one state-machine execution for an experiment",
             ),
             ("status", "state of each step of an execution (default: the latest) and its training jobs"),
             ("results", "download the report of a finished execution"),

@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+from jobs import stack_outputs as names
 from jobs.experiment import Experiment
 from jobs.pipeline_input import execution_name, new_run_id, state_machine_input, validate_state_machine_input
 
@@ -73,22 +74,28 @@ def _call(action: Callable[[], Any], what: str) -> Any:
         raise CloudError(f"{what}: {exc}") from None
 
 
-def stack_outputs(stack: str = DEFAULT_STACK, region: str | None = None) -> StackOutputs:
+def described_outputs(stack: str = DEFAULT_STACK, region: str | None = None) -> tuple[dict[str, str], str]:
+    """Every output of the deployed stack by name, and the region it was read from."""
     cfn = _client("cloudformation", region)
     described = _call(lambda: cfn.describe_stacks(StackName=stack), f"stack {stack}")
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])}
-    needed = ("RawBucket", "DatasetsBucket", "ArtifactsBucket", "StateMachineArn")
-    missing = [name for name in needed if name not in outputs]
+    return {
+        o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])
+    }, cfn.meta.region_name
+
+
+def stack_outputs(stack: str = DEFAULT_STACK, region: str | None = None) -> StackOutputs:
+    outputs, region = described_outputs(stack, region)
+    missing = [name for name in names.REQUIRED if name not in outputs]
     if missing:
         raise CloudError(
             f"stack {stack} has no output(s) {missing}: is it the cxr-pipeline stack? redeploy it"
         )
     return StackOutputs(
-        outputs["RawBucket"],
-        outputs["DatasetsBucket"],
-        outputs["ArtifactsBucket"],
-        outputs["StateMachineArn"],
-        cfn.meta.region_name,
+        outputs[names.RAW_BUCKET],
+        outputs[names.DATASETS_BUCKET],
+        outputs[names.ARTIFACTS_BUCKET],
+        outputs[names.STATE_MACHINE],
+        region,
     )
 
 

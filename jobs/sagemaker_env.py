@@ -18,6 +18,7 @@ from pathlib import Path
 DEFAULT_ROOT = "/opt/ml"
 ROOT_VARIABLE = "CXR_OPT_ML"
 DATASET_CHANNEL = "dataset"  # the training job's input channel holding the ETL output (manifest.json + data/)
+WEIGHTS_CHANNEL = "weights"  # staged backbone weights (`cxr stage-weights`), for network-isolated jobs
 
 
 class ContainerContractError(ValueError):

@@ -151,7 +151,6 @@ def test_emr_integration_rules_are_checked(task_calls):
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 1, fixed on branch cloud")
 def test_cluster_carries_the_tag_its_managed_service_policy_requires(task_calls):
     """AmazonEMRServicePolicy_v2 acts only on clusters tagged for-use-with-amazon-emr-managed-policies=true."""
     create = next(c for c in task_calls["cdk.json", "paper-binary"] if c.state == "CreateCluster")

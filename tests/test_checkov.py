@@ -14,8 +14,7 @@ from tests.cdk_support import ROOT, SWITCHES_ON, synthesize
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 SKIPS = ROOT / "infra" / "checkov-skips.yaml"
-# A finding that only an issue-11 fix removes (the integrator deletes this and the xfail test below).
-DEFECT_8 = ("CKV_AWS_111", "AWS::IAM::Policy.PipelineStateMachineRoleDefaultPolicy")
+STATE_MACHINE_POLICY = ("CKV_AWS_111", "AWS::IAM::Policy.PipelineStateMachineRoleDefaultPolicy")
 _HASH = re.compile(r"[0-9A-F]{8}$")
 
 
@@ -60,8 +59,8 @@ def test_every_skip_is_named_and_justified():
 
 
 def test_checkov_finds_nothing_unexplained(findings):
-    """Every failed check is one infra/checkov-skips.yaml accepts (or the defect being fixed)."""
-    unexplained = {k: v for k, v in findings.items() if k not in _skips() and k != DEFECT_8}
+    """Every failed check is one infra/checkov-skips.yaml accepts."""
+    unexplained = {k: v for k, v in findings.items() if k not in _skips()}
     assert unexplained == {}, f"new checkov findings: fix them or justify them in {SKIPS}"
 
 
@@ -70,7 +69,6 @@ def test_no_skip_is_stale(findings):
     assert [k for k in _skips() if k not in findings] == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 8, fixed on branch cloud")
 def test_state_machine_role_writes_only_with_constraints(findings):
-    """CKV_AWS_111: TerminateJobFlows on any cluster, unconditioned (defect 8 scopes it by tag)."""
-    assert DEFECT_8 not in findings
+    """CKV_AWS_111: no unconditioned write on "*" (TerminateJobFlows is scoped by the project tag)."""
+    assert STATE_MACHINE_POLICY not in findings

@@ -35,6 +35,7 @@ def variant():
         networkIsolation=True,
         trainingInVpc=True,
         trainingInstanceType="ml.g5.2xlarge",
+        etlStepTimeoutMinutes="45",
     )
 
 
@@ -179,8 +180,7 @@ def test_training_job_uses_p3_8xlarge_and_the_key_for_volume_and_output(states):
     assert train["ResourceConfig"]["VolumeKmsKeyId"].startswith("<GetAtt:StorageKey")
     assert train["OutputDataConfig"]["KmsKeyId"].startswith("<GetAtt:StorageKey")
     assert train["CheckpointConfig"] == {"S3Uri.$": "$.item.checkpointUri"}
-    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
-    assert train["EnableManagedSpotTraining"] is False and train["EnableNetworkIsolation"] is False
+    assert train["EnableManagedSpotTraining"] is False and train["EnableNetworkIsolation"] is True
 
 
 def test_evaluation_and_report_jobs_encrypt_volume_and_output(states):
@@ -215,7 +215,7 @@ def test_context_changes_the_template(states, variant):
     assert core[0]["InstanceCount"] == 3
     train = changed["Train"]["Parameters"]
     assert train["EnableManagedSpotTraining"] is True
-    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 172800}
+    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 3 * 3600, "MaxWaitTimeInSeconds": 21600}
     assert train["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge"
     assert changed != states
 
@@ -282,18 +282,14 @@ def test_no_policy_grants_a_whole_service(template):
 
 
 def test_outputs_name_the_buckets_and_the_state_machine(template):
-    """The outputs cxr start/status/results read."""
-    from infra.stack import (
-        OUTPUT_ARTIFACTS_BUCKET,
-        OUTPUT_DATASETS_BUCKET,
-        OUTPUT_RAW_BUCKET,
-        OUTPUT_STATE_MACHINE,
-    )
+    """Every output name of jobs.stack_outputs (what cxr start/status/results/preflight read) exists."""
+    from jobs import stack_outputs as names
 
     outputs = template.to_json()["Outputs"]
-    assert {OUTPUT_RAW_BUCKET, OUTPUT_DATASETS_BUCKET, OUTPUT_ARTIFACTS_BUCKET, OUTPUT_STATE_MACHINE} <= set(
-        outputs
-    )
+    declared = {
+        v for k, v in vars(names).items() if k.isupper() and isinstance(v, str) and k != "WEIGHTS_PREFIX"
+    }
+    assert set(names.REQUIRED) <= declared and declared <= set(outputs)
 
 
 def _imported_modules(module: str, root, seen: set[str]) -> set[str]:
@@ -323,3 +319,116 @@ def test_synth_never_imports_tensorflow_or_pyspark():
     imported = _imported_modules("app", ROOT, set())
     assert "infra.stack" in imported and "jobs.experiment" in imported
     assert not {m.split(".")[0] for m in imported} & {"tensorflow", "keras", "pyspark"}
+
+
+def _statements(template: dict, *kinds: str) -> list[dict]:
+    kinds = kinds or ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+    return [
+        statement
+        for kind in kinds
+        for policy in resources(template, kind).values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_cluster_and_vpc_carry_the_emr_managed_policy_tag(template, states):
+    """AmazonEMRServicePolicy_v2 acts only on clusters and in VPCs tagged for-use-with-...=true."""
+    from infra.network import EMR_MANAGED_POLICY_TAG
+
+    tag = {"Key": EMR_MANAGED_POLICY_TAG, "Value": "true"}
+    assert tag in states["CreateCluster"]["Parameters"]["Tags"]
+    (vpc,) = resources(template.to_json(), "AWS::EC2::VPC").values()
+    assert tag in vpc["Properties"]["Tags"]
+
+
+def test_a_hung_etl_step_times_out_into_the_terminating_catch(states, variant):
+    """RunEtlStep has a timeout from context (etlStepTimeoutMinutes) and States.ALL (incl. Timeout) is caught."""
+    step = states["RunEtlStep"]
+    assert step["TimeoutSeconds"] == 180 * 60
+    assert [c["Next"] for c in step["Catch"] if "States.ALL" in c["ErrorEquals"]] == [
+        "TerminateClusterAfterFailure"
+    ]
+    assert all_states(definition(variant.template)["States"])["RunEtlStep"]["TimeoutSeconds"] == 45 * 60
+
+
+def test_cluster_creation_is_not_retried_on_a_generic_emr_error(states):
+    """A generic EMR error may come after the cluster exists: retrying would start a second one."""
+    errors = [e for retry in states["CreateCluster"].get("Retry", []) for e in retry["ErrorEquals"]]
+    assert "EMR.AmazonElasticMapReduceException" not in errors and "States.ALL" not in errors
+
+
+def test_training_runtime_is_the_expected_duration_times_the_margin(states):
+    """MaxRuntimeInSeconds = trainingExpectedMinutes x 60 x trainingRuntimeMargin (cdk.json), not 24 h."""
+    from tests.cdk_support import cdk_context
+
+    context = cdk_context()
+    expected = context["trainingExpectedMinutes"] * 60 * context["trainingRuntimeMargin"]
+    assert states["Train"]["Parameters"]["StoppingCondition"] == {"MaxRuntimeInSeconds": expected}
+    assert expected < 24 * 3600
+
+
+def test_every_pass_role_names_the_service_it_passes_to(template):
+    """Each iam:PassRole statement carries iam:PassedToService (EMR, SageMaker, or EC2 for the EMR nodes)."""
+    passing = [s for s in _statements(template.to_json()) if "iam:PassRole" in _as_list(s["Action"])]
+    assert len(passing) >= 3
+    for statement in passing:
+        service = statement["Condition"]["StringEquals"]["iam:PassedToService"]
+        assert service in ("elasticmapreduce.amazonaws.com", "sagemaker.amazonaws.com", "ec2.amazonaws.com")
+
+
+def _allowed(statements: list[dict], action: str, tags: dict[str, str]) -> bool:
+    """IAM's verdict for ``action`` on a cluster with ``tags`` (explicit Deny wins; String(Not)Equals only)."""
+
+    def applies(statement: dict) -> bool:
+        if action not in _as_list(statement["Action"]):
+            return False
+        for operator, keys in statement.get("Condition", {}).items():
+            for key, wanted in keys.items():
+                # A termination request carries no request tags: only the cluster's own tags are present.
+                value = tags.get(key.split("/", 1)[1]) if key.startswith("aws:ResourceTag/") else None
+                if value is None and operator.endswith("IfExists"):
+                    continue
+                equal = value in _as_list(wanted)
+                if operator.startswith("StringEquals") and not equal:
+                    return False
+                if operator == "StringNotEquals" and equal:
+                    return False
+        return True
+
+    matching = [s for s in statements if applies(s)]
+    return any(s["Effect"] == "Allow" for s in matching) and not any(s["Effect"] == "Deny" for s in matching)
+
+
+def test_only_clusters_with_the_project_tag_can_be_terminated(template):
+    """The state machine's and the cleanup function's policies terminate tagged clusters only."""
+    from infra.etl_cluster import PROJECT_TAG
+
+    template_json = template.to_json()
+    policies = {
+        name: policy["Properties"]["PolicyDocument"]["Statement"]
+        for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        for name, policy in resources(template_json, kind).items()
+        if any(
+            "elasticmapreduce:TerminateJobFlows" in _as_list(s["Action"])
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
+    }
+    assert len(policies) == 2, sorted(policies)
+    for name, statements in policies.items():
+        for action in ("elasticmapreduce:TerminateJobFlows",):
+            assert _allowed(statements, action, {PROJECT_TAG[0]: PROJECT_TAG[1]}), name
+            assert not _allowed(statements, action, {}), name
+            assert not _allowed(statements, action, {PROJECT_TAG[0]: "someone-else"}), name
+
+
+def test_sagemaker_list_tags_is_granted_on_the_pipelines_jobs_only(template):
+    """ListTags (which CDK's SageMaker tasks grant on "*") is limited to the cxr-* training/processing jobs."""
+    (statement,) = [
+        s for s in _statements(template.to_json()) if "sagemaker:ListTags" in _as_list(s["Action"])
+    ]
+    resources_ = [json.dumps(r) for r in _as_list(statement["Resource"])]
+    assert len(resources_) == 2 and all("job/cxr-*" in r for r in resources_), resources_

@@ -78,7 +78,14 @@ def test_every_emr_and_sagemaker_task_retries_transient_errors(states):
 def test_models_run_in_a_map_with_the_context_concurrency(states):
     """One Map item per model (ItemsPath $.models), at most modelConcurrency at once, train then evaluate."""
     mapped = states["TrainAndEvaluateModels"]
-    assert mapped["Type"] == "Map" and mapped["ItemsPath"] == "$.models" and mapped["MaxConcurrency"] == 4
+    from tests.cdk_support import cdk_context
+
+    concurrency = cdk_context()["modelConcurrency"]
+    assert (
+        mapped["Type"] == "Map"
+        and mapped["ItemsPath"] == "$.models"
+        and mapped["MaxConcurrency"] == concurrency
+    )
     processor = mapped["ItemProcessor"]
     assert processor["StartAt"] == "Train" and processor["States"]["Train"]["Next"] == "Evaluate"
     assert mapped["Next"] == "Report"

@@ -224,8 +224,30 @@ def test_unavailable_imagenet_weights_fail_at_once_with_staging_advice(container
     failure = (root / "output" / "failure").read_text()
     assert code == 1
     assert (
-        "URL fetch failure" in failure and NOTOP_FILES["resnet50"] in failure and "weights=s3://" in failure
+        "URL fetch failure" in failure
+        and NOTOP_FILES["resnet50"] in failure
+        and "cxr stage-weights resnet50" in failure
     )
+
+
+def test_imagenet_weights_come_from_the_weights_channel(container, small_dataset, monkeypatch, tmp_path):
+    """A network-isolated job: the backbone gets the staged file of its 'weights' channel, not a download."""
+    received = []
+
+    def record(**kwargs):
+        received.append(kwargs["weights"])
+        raise RuntimeError("recorded")
+
+    monkeypatch.setitem(
+        models.ARCHITECTURES,
+        "resnet50",
+        models.ARCHITECTURES["resnet50"].__class__(record, "caffe", 32, True),
+    )
+    staged = tmp_path / "opt_ml" / "input" / "data" / sagemaker_env.WEIGHTS_CHANNEL / "keras"
+    staged.mkdir(parents=True)
+    (staged / Path(NOTOP_FILES["resnet50"]).name).write_bytes(b"staged")
+    root, code = container({**tiny("resnet50", "binary"), "weights": "imagenet"}, small_dataset)
+    assert code != 0 and received == [str(staged / Path(NOTOP_FILES["resnet50"]).name)]
 
 
 def test_cli_flags_and_a_separate_process_write_the_failure_file(small_dataset, tmp_path):

@@ -94,6 +94,7 @@ def run(argv: list[str], env: sagemaker_env.SageMakerEnv) -> keras.Model:
         data_uri,
         model_dir=Path(paths.get("model_dir") or env.model_dir),
         checkpoint_dir=_checkpoint_dir(paths, env),
+        weights_dir=env.channel(sagemaker_env.WEIGHTS_CHANNEL),
     )
 
 

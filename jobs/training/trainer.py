@@ -51,7 +51,7 @@ def run_identity(hp: Hyperparameters, ds: Dataset) -> dict:
     }
 
 
-def _build(hp: Hyperparameters, ds: Dataset, weights: str) -> keras.Model:
+def _build(hp: Hyperparameters, ds: Dataset, weights: str, weights_dir: Path | None) -> keras.Model:
     spec = ModelSpec(
         name=hp.model,
         num_classes=len(task_classes(hp.config.task)),
@@ -60,7 +60,7 @@ def _build(hp: Hyperparameters, ds: Dataset, weights: str) -> keras.Model:
         dropout=hp.config.dropout,
         dense_units=hp.options.dense_units,
     )
-    local = resolve_weights(weights, hp.model)
+    local = resolve_weights(weights, hp.model, staged_dir=weights_dir)
     try:
         return build_model(spec, local)
     except Exception as exc:
@@ -70,7 +70,12 @@ def _build(hp: Hyperparameters, ds: Dataset, weights: str) -> keras.Model:
 
 
 def train(
-    hp: Hyperparameters, ds: Dataset, data_uri: str, model_dir: Path, checkpoint_dir: Path | None
+    hp: Hyperparameters,
+    ds: Dataset,
+    data_uri: str,
+    model_dir: Path,
+    checkpoint_dir: Path | None,
+    weights_dir: Path | None = None,
 ) -> keras.Model:
     """Trains through the schedule (resuming a matching checkpoint), writes the outputs, returns the model."""
     stages, config = hp.stages, hp.config
@@ -90,7 +95,11 @@ def train(
         flush=True,
     )
     with strategy.scope():
-        model = keras.models.load_model(checkpoint.model_path) if checkpoint else _build(hp, ds, weights)
+        model = (
+            keras.models.load_model(checkpoint.model_path)
+            if checkpoint
+            else _build(hp, ds, weights, weights_dir)
+        )
 
     steps = hp.options.max_steps_per_epoch
     train_data = training_dataset(
