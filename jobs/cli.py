@@ -153,6 +153,10 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
         "one HTML page + report.json for a whole experiment's evaluations",
         _entry_point("jobs.evaluation.report"),
     ),
+    "predict": (
+        "score new X-rays (PNG, JPEG, DICOM) with a trained model; research use only",
+        _entry_point("jobs.prediction.entry"),
+    ),
     "run": ("run an experiment end to end on this machine (--local)", _run),
     **{
         name: (help_text, lambda argv, name=name: _cloud(argv, name))

@@ -43,17 +43,26 @@ def use_one_thread():
     cv2.setNumThreads(1)
 
 
-def decode_and_resize(data, size):
-    """File bytes -> (size, size, 3) RGB uint8. Raises ImageRejected with the reason."""
+def decode_rgb(data):
+    """PNG or JPEG file bytes -> RGB uint8 at the file's own size. Raises ImageRejected with the reason."""
     if not data:
         raise ImageRejected("empty file")
     _check_complete(data)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageRejected("corrupt image: cannot be decoded as PNG or JPEG")
-    rgb = to_rgb8(image)
+    return to_rgb8(image)
+
+
+def resize_rgb(rgb, size):
+    """RGB uint8 -> (size, size, 3): area averaging when shrinking, linear when enlarging."""
     interpolation = cv2.INTER_AREA if min(rgb.shape[:2]) >= size else cv2.INTER_LINEAR
     return cv2.resize(rgb, (size, size), interpolation=interpolation)
+
+
+def decode_and_resize(data, size):
+    """File bytes -> (size, size, 3) RGB uint8. Raises ImageRejected with the reason."""
+    return resize_rgb(decode_rgb(data), size)
 
 
 def content_digest(data):
