@@ -9,6 +9,7 @@ output independent of the stored bit depth (8 to 16 bits) and of the window's ou
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 
@@ -70,10 +71,20 @@ def decode_dicom(data: bytes) -> tuple[np.ndarray, list[str]]:
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    forced = data[128:132] != b"DICM"
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(io.BytesIO(data), force=forced)
     except (InvalidDicomError, EOFError, ValueError, OSError, KeyError, TypeError) as exc:
         raise ImageRejected(f"unreadable DICOM: {exc}") from None
+    if "PixelData" not in ds:
+        if forced:
+            raise ImageRejected("unreadable DICOM: no 'DICM' marker at byte 128 and no pixel data found")
+        if caught:  # pydicom stops at a cut element with only a warning
+            raise ImageRejected(f"truncated DICOM: {caught[0].message}")
+        if not len(ds):
+            raise ImageRejected("truncated DICOM: no data elements after the file meta header")
     check_header(ds)
     syntax = ds.file_meta.get("TransferSyntaxUID")
     syntax_name = syntax.name if syntax is not None else "unknown transfer syntax"
