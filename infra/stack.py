@@ -8,6 +8,7 @@ from constructs import Construct
 from infra.etl_cluster import EtlCluster
 from infra.network import Network
 from infra.pipeline import Pipeline
+from infra.prediction import BatchPrediction
 from infra.settings import PipelineSettings
 from infra.storage import Storage
 from infra.training import SageMakerJobs
@@ -40,6 +41,7 @@ class CxrPipelineStack(Stack):
             cluster=self.cluster,
             jobs=self.jobs,
         )
+        self.prediction = BatchPrediction(self, "Prediction", jobs=self.jobs)
         outputs = {
             OUTPUT_RAW_BUCKET: (self.storage.raw.bucket_name, "raw X-ray sources (cxr upload-data)"),
             OUTPUT_DATASETS_BUCKET: (self.storage.datasets.bucket_name, "ETL outputs: datasets/<key>/"),

@@ -8,6 +8,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from jobs.cloud import DEFAULT_STACK, CloudError
 from jobs.evaluation.evaluate import EvaluationError, read_model_dir
 from jobs.prediction.inputs import IMAGE_SUFFIXES, list_inputs
 from jobs.prediction.model import ModelSourceError, local_model_dir, model_id, operating_point
@@ -23,7 +24,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         required=True,
-        help="training output folder, a SageMaker model.tar.gz, or an s3:// URI of either",
+        help="training output folder, a SageMaker model.tar.gz, or an s3:// URI of either; with --cloud "
+        "also an approved model package (ARN) or a model package group (its newest approved package)",
     )
     p.add_argument(
         "inputs",
@@ -31,9 +33,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="INPUT",
         help=f"files, folders (recursive; names ending {', '.join(IMAGE_SUFFIXES)}) or s3:// prefixes",
     )
+    p.add_argument("--output", help="folder for predictions.csv/.jsonl, summary.json (with --cloud: s3://)")
     p.add_argument(
-        "--output", required=True, type=Path, help="folder for predictions.csv/.jsonl, summary.json"
+        "--cloud",
+        action="store_true",
+        help="run as a SageMaker Processing job of the deployed stack: `--cloud --model M s3://IN/ s3://OUT/`",
     )
+    p.add_argument("--stack", default=DEFAULT_STACK, help="deployed stack name, with --cloud")
+    p.add_argument("--region", help="AWS region, with --cloud (default: your AWS configuration)")
+    p.add_argument("--as-uri", action="append", default=[], metavar="DIR=URI", help=argparse.SUPPRESS)
     p.add_argument(
         "--operating-point",
         metavar="FILE_OR_EVAL_DIR",
@@ -51,8 +59,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cloud(args: argparse.Namespace) -> int:
+    from jobs.prediction.cloud import start_prediction
+
+    locations = [*args.inputs, *([args.output] if args.output else [])]
+    if len(locations) != 2 or not all(u.startswith("s3://") for u in locations):
+        print("cxr predict --cloud: give one s3:// input prefix and one s3:// output prefix", file=sys.stderr)
+        return 2
+    try:
+        name = start_prediction(args.model, *locations, args.operating_point, args.stack, args.region)
+    except CloudError as exc:
+        print(f"cxr predict --cloud: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"cxr predict --cloud: started processing job {name}; results in {locations[1]} ({NOTICE})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.cloud:
+        return _cloud(args)
+    if not args.output:
+        print("cxr predict: error: --output is required (a local folder)", file=sys.stderr)
+        return 2
+    args.output = Path(args.output)
     with tempfile.TemporaryDirectory(prefix="cxr-predict-") as scratch:
         try:
             model_dir = local_model_dir(args.model, Path(scratch))
@@ -73,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch_size=args.batch_size,
                 min_side=args.min_side,
                 gradcam=args.gradcam,
+                aliases=tuple(tuple(a.split("=", 1)) for a in args.as_uri),
             )
         except (ModelSourceError, EvaluationError) as exc:
             print(f"cxr predict: error: {exc}", file=sys.stderr)

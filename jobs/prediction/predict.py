@@ -40,6 +40,15 @@ class PredictionSettings:
     min_side: int = DEFAULT_MIN_SIDE
     gradcam: bool = False
     progress_seconds: float = 10.0
+    aliases: tuple[tuple[str, str], ...] = ()
+
+
+def shown_path(uri: str, aliases: tuple[tuple[str, str], ...]) -> str:
+    """The path a row names: a job's local mount point is shown as the S3 prefix it was copied from."""
+    for local, remote in aliases:
+        if uri.startswith(local.rstrip("/") + "/"):
+            return remote.rstrip("/") + "/" + uri[len(local.rstrip("/")) + 1 :]
+    return uri
 
 
 @dataclass
@@ -166,7 +175,12 @@ def run_predictions(
             decisions = decide(probabilities, classes, settings.point) if images else []
             scored = iter(zip(probabilities, decisions, strict=True))
             for uri, digest, result in batch:
-                record = {"path": uri, "sha256": digest, "model_id": settings.model_id, "notice": NOTICE}
+                record = {
+                    "path": shown_path(uri, settings.aliases),
+                    "sha256": digest,
+                    "model_id": settings.model_id,
+                    "notice": NOTICE,
+                }
                 if isinstance(result, Prepared):
                     probs, decision = next(scored)
                     record |= {
