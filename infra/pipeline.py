@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra.etl_cluster import EmrEtl, EtlCluster
 from infra.network import Network
+from infra.registry import ModelRegistry
 from infra.settings import PipelineSettings
 from infra.storage import Storage
 from infra.training import SageMakerJobs
@@ -100,7 +101,9 @@ class Pipeline(Construct):
             errors=["States.ALL"],
             result_path="$.error",
         )
-        per_model.next(report).next(sfn.Succeed(self, "Done"))
+        self.registry = ModelRegistry(self, "Registry", jobs=jobs)
+        register = self.registry.register_state(self, "RegisterModels")
+        per_model.next(report).next(register).next(sfn.Succeed(self, "Done"))
 
         dataset_exists = (
             sfn.Choice(self, "DatasetExists?")
@@ -128,3 +131,4 @@ class Pipeline(Construct):
             ),
         )
         jobs.grant_run_jobs(self.state_machine)
+        self.registry.grant_register(self.state_machine)
