@@ -143,7 +143,7 @@ def overlay_png(image: np.ndarray, heatmap: np.ndarray, path: Path) -> Path:
 def run_predictions(
     model, uris: Iterable[str], settings: PredictionSettings, log: Callable[[str], None] = print
 ) -> Summary:
-    """Scores every input and writes predictions.csv, predictions.jsonl and summary.json in ``output``."""
+    """Scores every input, writing predictions.csv and predictions.jsonl in ``output`` row by row."""
     out = settings.output
     out.mkdir(parents=True, exist_ok=True)
     predict = probability_fn(model, settings.batch_size)
