@@ -18,11 +18,14 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
 from jobs.cli import main as cxr
+from jobs.dataset import open_dataset
+from jobs.etl.blobs import read_blob
 from jobs.etl.imaging import ImageRejected
 from jobs.operating_point import OperatingPoint, save_operating_point
 from jobs.prediction.dicom import decode_dicom
 from jobs.prediction.predict import NOTICE
-from tests.conftest import ROOT
+from jobs.prediction.preprocess import prepare
+from tests.conftest import ROOT, SMALL_IMAGE_SIZE
 from tests.contract_models import evaluated_experiment
 
 pytestmark = pytest.mark.slow
@@ -93,6 +96,14 @@ def test_predict_gives_evaluates_probabilities(experiment, model_dir, tmp_path):
         assert record["path"] == row["original_path"] and record["status"] == "scored", record
         for c in CLASSES:
             assert record["probabilities"][c] == pytest.approx(float(row[f"p_{c}"]), abs=1e-5), row
+
+
+def test_prepared_pixels_are_the_etls(small_dataset):
+    """The shared preprocessing gives, from each test file, exactly the uint8 pixels the ETL stored for it."""
+    test = open_dataset(small_dataset).load("test", columns=("image", "original_path"))
+    for stored, path in zip(test["image"], test["original_path"], strict=True):
+        prepared = prepare(read_blob(path), path, SMALL_IMAGE_SIZE)
+        np.testing.assert_array_equal(prepared.image, stored, err_msg=path)
 
 
 def test_monochrome1_is_inverted(cr_dicom, tmp_path):
@@ -176,13 +187,13 @@ def _refusal_cases(cr_dicom, sample, folder) -> dict[str, str]:
     (folder / "notes.png").write_bytes(b"not an image at all\n")
     (folder / "readme.txt").write_text("skipped: not an image name\n")
     return {
-        "lateral.dcm": "DICOM ViewPosition 'LL' is not a frontal view",
-        "ct.dcm": "DICOM Modality 'CT' is not a radiograph",
-        "knee.dcm": "DICOM BodyPartExamined 'KNEE' is not a chest",
-        "rgb.dcm": "DICOM PhotometricInterpretation 'RGB'",
-        "report.dcm": "DICOM without pixel data",
+        "lateral.dcm": "not a frontal view: DICOM ViewPosition 'LL'",
+        "ct.dcm": "not a radiograph: DICOM Modality 'CT'",
+        "knee.dcm": "not a chest: DICOM BodyPartExamined 'KNEE'",
+        "rgb.dcm": "colour DICOM: PhotometricInterpretation 'RGB'",
+        "report.dcm": "no pixel data",
         "truncated.dcm": "truncated DICOM",
-        "colour.dcm": "DICOM Modality 'OT' is not a radiograph",
+        "colour.dcm": "not a radiograph: DICOM Modality 'OT'",
         "truncated.jpg": "truncated JPEG",
         "small.png": "image too small: 40x40 px",
         "notes.png": "corrupt image",
@@ -203,6 +214,7 @@ def test_refusals_carry_a_reason_and_the_rest_go_on(cr_dicom, sample, model_dir,
     assert [by_name[p.name]["status"] for p in (cr_dicom, *good)] == ["scored"] * 3
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith(f"cxr predict: 3 scored, {len(expected)} refused (")
+    assert "(2x not a radiograph; " in line and "; 1x not a frontal view;" in line  # grouped by kind
     assert "1 non-image file(s) in folders skipped (1x .txt)" in line
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["scored"] == 3 and sum(summary["refused"].values()) == len(expected)

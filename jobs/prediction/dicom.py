@@ -38,31 +38,31 @@ def check_header(ds) -> None:
     modality = _text(ds, "Modality")
     if modality and modality not in RADIOGRAPH_MODALITIES:
         raise ImageRejected(
-            f"DICOM Modality {modality!r} is not a radiograph (expected one of {list(RADIOGRAPH_MODALITIES)})"
+            f"not a radiograph: DICOM Modality {modality!r}, expected one of {list(RADIOGRAPH_MODALITIES)}"
         )
     body_part = _text(ds, "BodyPartExamined")
     if body_part and body_part not in CHEST_BODY_PARTS:
-        raise ImageRejected(f"DICOM BodyPartExamined {body_part!r} is not a chest")
+        raise ImageRejected(f"not a chest: DICOM BodyPartExamined {body_part!r}")
     view = _text(ds, "ViewPosition")
     if view and view not in FRONTAL_VIEWS:
         raise ImageRejected(
-            f"DICOM ViewPosition {view!r} is not a frontal view (PA or AP); "
-            "lateral and other views give false positives"
+            f"not a frontal view: DICOM ViewPosition {view!r}, expected PA or AP "
+            "(lateral and other views give false positives)"
         )
     if "PixelData" not in ds:
-        raise ImageRejected("DICOM without pixel data (not an image: a report, structured report or other)")
+        raise ImageRejected("no pixel data: the DICOM is not an image (a report, structured report or other)")
     photometric = _text(ds, "PhotometricInterpretation")
     if photometric not in GRAYSCALE or int(ds.get("SamplesPerPixel", 1)) != 1:
         raise ImageRejected(
-            f"DICOM PhotometricInterpretation {photometric or 'missing'!r}: a radiograph is grayscale "
-            f"({' or '.join(GRAYSCALE)}); colour images are photos or screenshots"
+            f"colour DICOM: PhotometricInterpretation {photometric or 'missing'!r}, but a radiograph is "
+            f"grayscale ({' or '.join(GRAYSCALE)}); colour images are photos or screenshots"
         )
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames != 1:
-        raise ImageRejected(f"DICOM with {frames} frames: a radiograph has one")
+        raise ImageRejected(f"multi-frame DICOM: {frames} frames, a radiograph has one")
     bits = int(ds.get("BitsStored", 0) or 0)
     if not 8 <= bits <= 16:
-        raise ImageRejected(f"DICOM BitsStored {bits}: supported are 8 to 16 bits")
+        raise ImageRejected(f"unsupported bit depth: DICOM BitsStored {bits}, supported are 8 to 16 bits")
 
 
 def decode_dicom(data: bytes) -> tuple[np.ndarray, list[str]]:
@@ -101,7 +101,7 @@ def decode_dicom(data: bytes) -> tuple[np.ndarray, list[str]]:
         steps.append("VOI LUT" if "VOILUTSequence" in ds else "window")
     low, high = float(values.min()), float(values.max())
     if high <= low:
-        raise ImageRejected(f"DICOM image is blank: every pixel is {low:g}")
+        raise ImageRejected(f"blank image: every DICOM pixel is {low:g}")
     if _text(ds, "PhotometricInterpretation") == "MONOCHROME1":
         values = high + low - values
         steps.append("MONOCHROME1 inverted")
