@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def jpeg(rgb: np.ndarray, quality: int = 70) -> np.ndarray:
     _, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return imaging.decode(data.tobytes())
+    return imaging.decode_rgb(data.tobytes())
 
 
 def shrink(rgb: np.ndarray, dx: int = 7, dy: int = 5) -> np.ndarray:
@@ -71,7 +71,7 @@ def main() -> None:
     hashes, thumbs = [], []
     changed: dict[str, list[tuple[int, float]]] = {name: [] for name in CHANGES}
     for path in paths:
-        rgb = imaging.decode(path.read_bytes())
+        rgb = imaging.decode_rgb(path.read_bytes())
         own_hashes, own_thumbnail = nd.describe(rgb)
         hashes.append(own_hashes)
         thumbs.append(own_thumbnail)

@@ -82,3 +82,21 @@ def pull_image(repository: ecr.IRepository) -> list[iam.PolicyStatement]:
         # GetAuthorizationToken has no resource-level permissions.
         iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
     ]
+
+
+def vpc_network_interfaces() -> iam.PolicyStatement:
+    """What SageMaker needs to manage a VPC-mode job's network interfaces; these calls take no resource scope."""
+    return iam.PolicyStatement(
+        actions=[
+            "ec2:CreateNetworkInterface",
+            "ec2:CreateNetworkInterfacePermission",
+            "ec2:DeleteNetworkInterface",
+            "ec2:DeleteNetworkInterfacePermission",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeDhcpOptions",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+        ],
+        resources=["*"],
+    )

@@ -13,6 +13,7 @@ from constructs import Construct
 from infra.etl_cluster import EmrEtl, EtlCluster
 from infra.fragment import fail_with_cause
 from infra.network import Network
+from infra.registry import ModelRegistry
 from infra.settings import PipelineSettings
 from infra.storage import Storage
 from infra.training import SageMakerJobs
@@ -47,7 +48,9 @@ class Pipeline(Construct):
             errors=["States.ALL"],
             result_path="$.error",
         )
-        per_model.next(report).next(sfn.Succeed(self, "Done"))
+        self.registry = ModelRegistry(self, "Registry", jobs=jobs)
+        register = self.registry.register_state(self, "RegisterModels")
+        per_model.next(report).next(register).next(sfn.Succeed(self, "Done"))
 
         dataset_exists = (
             sfn.Choice(self, "DatasetExists?")
@@ -59,6 +62,7 @@ class Pipeline(Construct):
             validate.next(find_dataset).next(dataset_exists), settings, storage
         )
         jobs.grant_run_jobs(self.state_machine)
+        self.registry.grant_register(self.state_machine)
         etl.restrict_permissions(self.state_machine)
 
     def _find_dataset(self, storage: Storage) -> tasks.CallAwsService:

@@ -11,6 +11,7 @@ from infra.cluster_cleanup import ClusterCleanup
 from infra.etl_cluster import PROJECT_TAG, EtlCluster
 from infra.network import Network
 from infra.pipeline import Pipeline
+from infra.prediction import BatchPrediction
 from infra.settings import PipelineSettings
 from infra.storage import Storage
 from infra.training import SageMakerJobs
@@ -58,6 +59,7 @@ class CxrPipelineStack(Stack):
             log_retention_days=self.settings.logRetentionDays,
             cluster_tag=PROJECT_TAG,
         )
+        self.prediction = BatchPrediction(self, "Prediction", jobs=self.jobs)
         outputs = {
             names.RAW_BUCKET: (self.storage.raw.bucket_name, "raw X-ray sources (cxr upload-data)"),
             names.DATASETS_BUCKET: (self.storage.datasets.bucket_name, "ETL outputs: datasets/<key>/"),

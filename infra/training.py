@@ -109,23 +109,7 @@ class SageMakerJobs(Construct):
             ),
         ]
         if settings.trainingInVpc:
-            # SageMaker's ENI management in VPC mode; the Describe/Create calls have no resource-level scope.
-            statements.append(
-                iam.PolicyStatement(
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeVpcs",
-                        "ec2:DescribeDhcpOptions",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeSecurityGroups",
-                    ],
-                    resources=["*"],
-                )
-            )
+            statements.append(access.vpc_network_interfaces())
         self.policy = iam.ManagedPolicy(self, "Policy", roles=[self.role], statements=statements)
 
     def _vpc_config(self) -> dict[str, Any]:

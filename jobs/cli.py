@@ -215,6 +215,10 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
         "patient and near-duplicate overlap between splits and against other datasets (exit 1 on a leak)",
         _entry_point("jobs.audit_data"),
     ),
+    "predict": (
+        "score new X-rays (PNG, JPEG, DICOM) with a trained model; research use only",
+        _entry_point("jobs.prediction.entry"),
+    ),
     "run": ("run an experiment end to end on this machine (--local)", _run),
     **{
         name: (help_text, lambda argv, name=name: _cloud(argv, name))

@@ -13,6 +13,7 @@ STATE_MACHINE = "StateMachineArn"
 LOG_GROUP = "StateMachineLogGroup"
 TRAINING_IMAGE = "TrainingImageUri"
 SETTINGS = "PipelineSettings"
+PREDICTION_JOB = "PredictionJob"
 
 ALL = (
     RAW_BUCKET,
@@ -23,6 +24,7 @@ ALL = (
     LOG_GROUP,
     TRAINING_IMAGE,
     SETTINGS,
+    PREDICTION_JOB,
 )
 # What every cloud command needs; the others serve `cxr preflight` and people reading the console.
 REQUIRED = (RAW_BUCKET, DATASETS_BUCKET, ARTIFACTS_BUCKET, STATE_MACHINE)

@@ -15,7 +15,7 @@ from jobs.etl.grouping import Joins
 
 def jpeg70(rgb: np.ndarray) -> np.ndarray:
     _, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])
-    return imaging.decode(data.tobytes())
+    return imaging.decode_rgb(data.tobytes())
 
 
 def resized(rgb: np.ndarray) -> np.ndarray:
@@ -33,7 +33,7 @@ CHANGES = (jpeg70, resized, cropped)
 @pytest.fixture(scope="module")
 def nih_images(sample) -> dict[str, np.ndarray]:
     """Every NIH image of the sample, decoded: one hospital, so the hardest look-alikes."""
-    return {p.name: imaging.decode(p.read_bytes()) for p in sorted((sample / "nih" / "images").iterdir())}
+    return {p.name: imaging.decode_rgb(p.read_bytes()) for p in sorted((sample / "nih" / "images").iterdir())}
 
 
 def _describe(images: list[np.ndarray]) -> tuple[list[str], list[bytes]]:
@@ -67,7 +67,7 @@ def test_other_radiographs_of_the_same_patient_are_mostly_not_matched(sample, ni
 
 
 def test_hashes_are_64_bits_and_stable_under_jpeg(sample):
-    rgb = imaging.decode((sample / "cohen" / "images" / "16745_2_1.PNG").read_bytes())
+    rgb = imaging.decode_rgb((sample / "cohen" / "images" / "16745_2_1.PNG").read_bytes())
     hashes, thumbnail = near_duplicates.describe(rgb)
     full, *zoomed = hashes.split()
     assert len(full) == 16 and len(zoomed) == 2 and len(thumbnail) == 64 * 64

@@ -68,7 +68,7 @@ def test_every_emr_and_sagemaker_task_retries_transient_errors(states):
         for n, s in states.items()
         if s["Type"] == "Task" and (":sagemaker:" in s["Resource"] or ":elasticmapreduce:" in s["Resource"])
     }
-    assert len(tasks) == 7
+    assert len(tasks) == 8
     for name, state in tasks.items():
         (retry,) = state["Retry"]
         assert retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, name

@@ -58,6 +58,9 @@ def _happy_mocks() -> Mocks:
             },
             "Evaluate": {"ProcessingJobName": "cxr-eval"},
             "Report": {"ProcessingJobName": "cxr-report"},
+            "RegisterModel": {
+                "ModelPackageArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/m/1"
+            },
         }
     )
 

@@ -15,8 +15,8 @@ def decode_one(uri, size, hashing):
         return Decoded(uri, None, "missing file: could not be read", None, None, None)
     digest = imaging.content_digest(data)
     try:
-        rgb = imaging.decode(data)
-        pixels = imaging.resize(rgb, size).tobytes()
+        rgb = imaging.decode_rgb(data)
+        pixels = imaging.resize_rgb(rgb, size).tobytes()
         if not hashing:
             return Decoded(uri, digest, None, pixels, None, None)
         hashes, thumbnail = near_duplicates.describe(rgb)

@@ -43,8 +43,8 @@ def use_one_thread():
     cv2.setNumThreads(1)
 
 
-def decode(data):
-    """File bytes -> (H, W, 3) RGB uint8 at the file's own size. Raises ImageRejected with the reason."""
+def decode_rgb(data):
+    """PNG or JPEG file bytes -> RGB uint8 at the file's own size. Raises ImageRejected with the reason."""
     if not data:
         raise ImageRejected("empty file")
     _check_complete(data)
@@ -54,15 +54,15 @@ def decode(data):
     return to_rgb8(image)
 
 
-def resize(rgb, size):
-    """(H, W, 3) -> (size, size, 3): area averaging when shrinking, linear when enlarging."""
+def resize_rgb(rgb, size):
+    """RGB uint8 -> (size, size, 3): area averaging when shrinking, linear when enlarging."""
     interpolation = cv2.INTER_AREA if min(rgb.shape[:2]) >= size else cv2.INTER_LINEAR
     return cv2.resize(rgb, (size, size), interpolation=interpolation)
 
 
 def decode_and_resize(data, size):
     """File bytes -> (size, size, 3) RGB uint8. Raises ImageRejected with the reason."""
-    return resize(decode(data), size)
+    return resize_rgb(decode_rgb(data), size)
 
 
 def content_digest(data):
