@@ -2,19 +2,23 @@
 
 Each step runs the same entry point, with the same arguments, that the state machine runs in the
 cloud (``jobs.experiment`` builds both), as a child process, so a crash in one model's training
-cannot take the others down. A step whose outputs exist for the same inputs and settings is skipped.
+cannot take the others down. A step whose outputs exist for the same inputs and settings is skipped:
+each step's key chains the keys of the steps it reads from, and the ETL's key covers the resolved
+source URIs and a listing of the source files, so other data reruns the ETL and everything after it.
+A step's key is removed before it runs and written (atomically) only after it succeeded.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs import child_processes
+from jobs.atomic import write_text_atomically
 from jobs.experiment import (
     Experiment,
     etl_arguments,
@@ -24,6 +28,7 @@ from jobs.experiment import (
     source_uris,
     training_hyperparameters,
 )
+from jobs.source_listing import sources_fingerprint
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,11 @@ class Step:
         )
 
     def mark_done(self) -> None:
-        self._key_file.write_text(self.key)
+        write_text_atomically(self._key_file, self.key)
+
+    def forget(self) -> None:
+        """Before a (re)run: outputs half-rewritten by a killed run must never pass as done."""
+        self._key_file.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -74,12 +83,13 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
     cli = [sys.executable, "-m", "jobs.cli"]
     dataset = layout.dataset(exp)
     sources = source_uris(exp, str(data_root.resolve()))
+    etl_key = f"{exp.dataset_key()} sources:{sources_fingerprint(sources)}"
     steps = [
         Step(
             "etl",
             [*cli, "etl", *etl_arguments(exp, sources, str(dataset))],
             dataset / "manifest.json",
-            exp.dataset_key(),
+            etl_key,
         )
     ]
     for model in exp.training.models:
@@ -90,7 +100,7 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
                 f"train {model}",
                 [*cli, "train", f"--data={dataset}", f"--model-dir={model_dir}", *hyperparameters],
                 model_dir / "config.json",
-                exp.model_key(model),
+                f"{exp.model_key(model)} data:{etl_key}",
             )
         )
     for model in exp.training.models:
@@ -103,14 +113,15 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
                 f"evaluate {model}",
                 [*cli, "evaluate", *arguments],
                 out / "metrics.json",
-                exp.evaluation_key(model),
+                f"{exp.evaluation_key(model)} data:{etl_key}",
             )
         )
     report = layout.report(exp)
     arguments = report_arguments(
         exp, evaluations=str(layout.experiment(exp) / "evaluations"), dataset=str(dataset), output=str(report)
     )
-    steps.append(Step("report", [*cli, "report", *arguments], report / "report.html", exp.report_key()))
+    report_key = f"{exp.report_key()} data:{etl_key}"
+    steps.append(Step("report", [*cli, "report", *arguments], report / "report.html", report_key))
     return steps
 
 
@@ -124,7 +135,8 @@ def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = prin
             continue
         echo(f"{prefix}: running")
         step_started = time.time()
-        code = subprocess.call(step.command)
+        step.forget()
+        code = child_processes.call(step.command)
         if code != 0:
             echo(
                 f"{prefix}: FAILED with exit code {code} after {time.time() - step_started:.0f} s; "
