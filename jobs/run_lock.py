@@ -44,8 +44,7 @@ def _alive(holder: dict) -> bool:
 
 def _describe(holder: dict) -> str:
     return (
-        f"pid {holder.get('pid')} on {holder.get('host')}, {holder.get('what')}, "
-        f"since {holder.get('since')}"
+        f"pid {holder.get('pid')} on {holder.get('host')}, {holder.get('what')}, since {holder.get('since')}"
     )
 
 

@@ -46,7 +46,9 @@ def find_evaluations(folder: Path) -> list[Path]:
     return found
 
 
-def planned_only(evaluations: dict[Path, dict], models: list[str] | None) -> tuple[dict[Path, dict], list[dict]]:
+def planned_only(
+    evaluations: dict[Path, dict], models: list[str] | None
+) -> tuple[dict[Path, dict], list[dict]]:
     """The evaluations of the models the experiment plans, and those left out (an earlier experiment's,
     or a model since removed), so that a report never mixes experiments."""
     if models is None:
@@ -63,7 +65,9 @@ def planned_only(evaluations: dict[Path, dict], models: list[str] | None) -> tup
             + "evaluate each planned model once (`cxr run` does) before the report"
         )
     kept = dict(sorted(kept.items(), key=lambda item: models.index(item[1]["model"])))
-    left_out = [{"model": ev.get("model"), "folder": str(d)} for d, ev in evaluations.items() if d not in kept]
+    left_out = [
+        {"model": ev.get("model"), "folder": str(d)} for d, ev in evaluations.items() if d not in kept
+    ]
     return kept, left_out
 
 
