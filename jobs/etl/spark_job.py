@@ -15,7 +15,7 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql.types import BinaryType, DoubleType, IntegerType, StringType, StructField, StructType
 
-from jobs.etl import blobs, imaging, manifest, selection, sources
+from jobs.etl import blobs, imaging, manifest, output_guard, selection, sources
 from jobs.etl.batching import balanced_batches
 from jobs.etl.errors import EtlError
 from jobs.etl.hadoop import HadoopFiles
@@ -169,6 +169,11 @@ def run(spark, settings):
     started = time.time()
     files = HadoopFiles(spark)
     output = settings.output.rstrip("/")
+    output_guard.check_apart(
+        files.qualify(output),
+        [("--source {}={}".format(kind, root), files.qualify(root)) for kind, root in settings.source],
+    )
+    output_guard.claim(files, output)
     files.delete(output + "/manifest.json")
     found, metadata_digests, expected = read_sources(files, settings)
     rejections = found.rejections
@@ -270,21 +275,37 @@ def run(spark, settings):
     # dataset's row order, and with it a seeded training run, is the same on every machine.
     placed = frame.coalesce(1) if files_out == 1 else frame.repartition(files_out, "original_path")
     log("writing {} images to {}/data".format(len(rows), output), started)
+    # Written beside data/ and renamed into place: a killed or concurrent run never leaves a mix.
+    staging = output + "/.data-partial"
     (
         placed.sortWithinPartitions("split", "original_path")
         .write.mode("overwrite")
         # Parquet tries a dictionary for every column first; for image bytes that is wasted work.
         .option("parquet.enable.dictionary#image", "false")
         .partitionBy("split")
-        .parquet(output + "/data")
+        .parquet(staging)
     )
     decoded.unpersist()
+    files.delete(output + "/data")
+    files.rename(staging, output + "/data")
 
     result = manifest.build_manifest(
         rows, settings_record(settings), rejections, excluded, metadata_digests, size, inputs
     )
-    files.write_text(output + "/manifest.json", json.dumps(result, indent=2, sort_keys=False))
+    result["files"] = parquet_files(files, output + "/data")
+    files.write_text(output + "/.manifest.json.partial", json.dumps(result, indent=2, sort_keys=False))
+    files.rename(output + "/.manifest.json.partial", output + "/manifest.json")
     return result
+
+
+def parquet_files(files, data):
+    """``{split=<s>/<file>: size}`` of the written dataset, which readers check before training."""
+    listing = files.list_files(data) or {}
+    return {
+        path[len(data) + 1 :]: listed.size
+        for path, listed in sorted(listing.items())
+        if path.endswith(".parquet") and not path.rsplit("/", 1)[-1].startswith((".", "_"))
+    }
 
 
 def local_session(app_name="cxr-etl"):
