@@ -3,6 +3,7 @@ issue 16 "schema = runtime rules")."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
@@ -32,8 +33,8 @@ def _demo(**training: object) -> dict:
 
 @pytest.mark.parametrize(
     "change",
-    [{"batch_size": True}, {"seed": False}, {"dropout": True}, {"batch_size": "16"}],
-    ids=["true-batch", "false-seed", "true-dropout", "string-batch"],
+    [{"batch_size": True}, {"seed": False}, {"batch_size": "16"}],
+    ids=["true-batch", "false-seed", "string-batch"],
 )
 def test_booleans_and_strings_are_not_numbers(change):
     """Case 6: `true` was accepted as batch size 1."""
@@ -82,10 +83,9 @@ def _etl_refusal(raw: dict, sources: list[str]) -> str | None:
 FRACTIONS = [0.05, 0.2, 0.3, 0.5, 0.6, 0.7, 0.9]
 
 
-@pytest.mark.parametrize("test_fraction", FRACTIONS)
-def test_the_schema_refuses_exactly_the_splits_the_etl_refuses(test_fraction):
+def test_the_schema_refuses_exactly_the_splits_the_etl_refuses():
     """Issue 16: the schema accepted test 0.6 + validation 0.5, which the ETL refused on EMR."""
-    for validation_fraction in [0.0, *FRACTIONS]:
+    for test_fraction, validation_fraction in itertools.product(FRACTIONS, [0.0, *FRACTIONS]):
         raw = json.loads(json.dumps(DEMO))
         raw["etl"].update(test_fraction=test_fraction, validation_fraction=validation_fraction)
         args = etl_arguments(load_experiment(ROOT / "experiments" / "demo.json"), ["/a", "/b"], "/tmp/out")
