@@ -83,12 +83,12 @@ def run(argv: list[str], env: sagemaker_env.SageMakerEnv) -> keras.Model:
     paths, flags = split_argv(argv)
     hp = parse_hyperparameters({**env.hyperparameters(), **flags})
     data_uri = _dataset_location(paths, env)
-    model_dir = Path(paths.get("model_dir") or env.model_dir)
-    check_writable(model_dir, "--model-dir")
     ds = open_dataset(data_uri)
     ds.verify(("train", "validation"))
     for split in ("train", "validation"):
         class_counts(ds, hp.config.task, split)
+    model_dir = Path(paths.get("model_dir") or env.model_dir)
+    check_writable(model_dir, "--model-dir")
 
     from jobs.training import trainer  # TensorFlow loads only once the cheap checks have passed
 
