@@ -29,7 +29,7 @@ def _entry_point(module: str) -> Callable[[list[str]], int]:
 
 
 def _run(argv: list[str]) -> int:
-    from jobs import runner
+    from jobs import experiment_record, run_lock, runner
     from jobs.experiment import ExperimentError, load_experiment
 
     parser = argparse.ArgumentParser(
@@ -72,12 +72,22 @@ def _run(argv: list[str]) -> int:
             print(f"cxr run --container: {problem}", file=sys.stderr)
             return 3
     layout = runner.LocalLayout(args.runs_dir.resolve())
-    steps = runner.plan(exp, layout, args.data_root)
-    if args.container:
-        steps = containers.in_container(steps)
-    print(f"experiment {exp.name}: {len(steps)} steps, outputs in {layout.experiment(exp)}")
-    if not runner.run_steps(steps, force=args.force):
-        return 1
+    try:
+        with run_lock.hold(layout.root, f"experiment {exp.name}"):
+            note = experiment_record.claim(
+                layout.experiment(exp), exp, find_experiment(args.experiment), args.force
+            )
+            if note:
+                print(note)
+            steps = runner.plan(exp, layout, args.data_root)
+            if args.container:
+                steps = containers.in_container(steps)
+            print(f"experiment {exp.name}: {len(steps)} steps, outputs in {layout.experiment(exp)}")
+            if not runner.run_steps(steps, force=args.force):
+                return 1
+    except (run_lock.RunLockError, experiment_record.ExperimentClash) as exc:
+        print(f"cxr run: error: {exc}", file=sys.stderr)
+        return 2
     for line in runner.headline(layout.report(exp)):
         print(line)
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from jobs import stack_outputs as names
@@ -46,10 +47,14 @@ PLACEHOLDER_OUTPUTS = StackOutputs(
     "us-east-1",
 )
 
+# An endpoint that accepts and never answers fails in seconds; botocore's defaults (60 s reads,
+# up to 5 attempts) made `cxr status` wait 181 s.
+AWS_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 2, "mode": "standard"})
+
 
 def _client(service: str, region: str | None = None):
     try:
-        return boto3.client(service, region_name=region)
+        return boto3.client(service, region_name=region, config=AWS_CONFIG)
     except NoRegionError:
         raise CloudError("no AWS region is configured: set AWS_REGION (or `aws configure`)") from None
 

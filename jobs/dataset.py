@@ -23,6 +23,11 @@ class DatasetError(ValueError):
     """The dataset folder is not an ETL output, or lacks what a step needs."""
 
 
+_RERUN = (
+    "the dataset is damaged or was written by two runs at once: run the ETL again (`cxr run ... --force`)"
+)
+
+
 @dataclass(frozen=True)
 class Dataset:
     root: str
@@ -45,6 +50,38 @@ class Dataset:
             return pads.dataset(path, filesystem=fs, format="parquet")
         except (FileNotFoundError, OSError) as exc:
             raise DatasetError(f"{self.root}: no '{split}' split in data/ ({exc})") from None
+
+    def verify(self, splits: tuple[str, ...] | None = None) -> None:
+        """Checks the Parquet files and row counts against the manifest before any epoch starts: a
+        missing, extra (a second writer's) or truncated file fails here, not inside training."""
+        by_split = self.manifest["counts"]["by_split"]
+        listed = self.manifest.get("files")  # manifests before 2026-11 list no files: counts only
+        data_path = _filesystem(f"{self.root}/data")[1]
+        for split in splits or tuple(by_split):
+            if self.count(split) == 0:
+                continue
+            prefix = f"split={split}/"
+            try:
+                parquet = self.parquet(split)
+                rows = parquet.count_rows()
+            except (OSError, ValueError) as exc:
+                raise DatasetError(
+                    f"{self.root}: the '{split}' split cannot be read ({exc}); {_RERUN}"
+                ) from None
+            problems = []
+            if listed is not None:
+                found = {f[len(data_path) + 1 :] for f in parquet.files}
+                expected = {name for name in listed if name.startswith(prefix)}
+                if found - expected:
+                    problems.append(f"file(s) not in the manifest: {sorted(found - expected)}")
+                if expected - found:
+                    problems.append(f"file(s) missing: {sorted(expected - found)}")
+            if rows != self.count(split):
+                problems.append(f"{rows} rows where manifest.json counts {self.count(split)}")
+            if problems:
+                raise DatasetError(
+                    f"{self.root}/data/{prefix} does not match manifest.json: {'; '.join(problems)}; {_RERUN}"
+                )
 
     def batches(
         self, split: str, columns: tuple[str, ...] = ("image", "label_index"), batch_rows: int = 64

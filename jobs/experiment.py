@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobs.etl.labels import CLASSES, canonical_label
+from jobs.etl.settings import split_fractions_problem
 from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 
 MODEL_NAMES = ("resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn")
@@ -78,6 +79,13 @@ class EtlConfig(_Strict):
     test_fraction: float = Field(0.2, gt=0, lt=1)
     validation_fraction: float = Field(0.1, ge=0, lt=1)
     seed: int = 20200627
+
+    @model_validator(mode="after")
+    def _leaves_a_training_split(self) -> EtlConfig:
+        problem = split_fractions_problem(self.test_fraction, self.validation_fraction)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @field_validator("caps")
     @classmethod
@@ -178,19 +186,48 @@ class EvaluationConfig(_Strict):
         return external
 
 
+# Beyond these a value is almost surely a typo (1e6 for 1e-6); ``allow_unusual`` says it is meant.
+USUAL_LIMITS = {"learning_rate": 1.0, "epochs": 1000, "batch_size": 1024}
+
+
 class Experiment(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     description: str = ""
     paper_reference: Literal["binary", "multiclass", "densenet121-three-stage"] | None = None
+    allow_unusual: bool = Field(
+        False, description=f"accept values beyond the usual limits {USUAL_LIMITS} (training only)"
+    )
     etl: EtlConfig
     training: TrainingConfig
     evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _usual_values(self) -> Experiment:
+        if self.allow_unusual:
+            return self
+        values = [("training.batch_size", "batch_size", self.training.batch_size)]
+        for number, stage in enumerate(self.training.stages()):
+            values += [
+                (f"training.schedule.{number}.learning_rate", "learning_rate", stage.learning_rate),
+                (f"training.schedule.{number}.epochs", "epochs", stage.epochs),
+            ]
+        unusual = [f"{where} = {value:g}" for where, key, value in values if value > USUAL_LIMITS[key]]
+        if unusual:
+            raise ValueError(
+                f"unusual value(s) {', '.join(unusual)} (limits {USUAL_LIMITS}); fix them, or set "
+                '"allow_unusual": true in the experiment if they are meant'
+            )
+        return self
 
     @model_validator(mode="after")
     def _paper_reference_matches_task(self) -> Experiment:
         if self.paper_reference in TASKS and self.paper_reference != self.training.task:
             raise ValueError(f"paper_reference {self.paper_reference!r} needs task {self.paper_reference!r}")
         return self
+
+    def digest(self) -> str:
+        """The whole experiment: two files with the same name but other settings differ here."""
+        return _digest(self.model_dump(mode="json"))
 
     def dataset_key(self) -> str:
         """Names the ETL output: same sources and settings, same key, so a finished ETL is reused."""
@@ -233,9 +270,15 @@ def load_experiment(path: str | Path) -> Experiment:
     """Reads and validates an experiment file; errors name the file and each bad field."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ExperimentError(f"{path}: no such experiment file (see experiments/ for examples)") from None
+    except IsADirectoryError:
+        raise ExperimentError(f"{path}: a folder, not an experiment file; give one .json file") from None
+    except UnicodeDecodeError as exc:
+        raise ExperimentError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); an experiment is a JSON text file"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ExperimentError(
             f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -245,7 +288,8 @@ def load_experiment(path: str | Path) -> Experiment:
 
 def parse_experiment(raw: object, origin: str = "experiment") -> Experiment:
     try:
-        return Experiment.model_validate(raw)
+        # Strict: JSON's true is not a batch size of 1, nor "3" an epoch count.
+        return Experiment.model_validate(raw, strict=True)
     except ValidationError as exc:
         problems = "; ".join(
             f"field '{'.'.join(str(p) for p in err['loc']) or '(top level)'}': {err['msg']}"
@@ -340,7 +384,13 @@ def evaluation_arguments(
 
 def report_arguments(exp: Experiment, *, evaluations: str, dataset: str, output: str) -> list[str]:
     """Arguments of ``cxr report``: a folder of per-model evaluations, the dataset (for its manifest)."""
-    args = [evaluations, f"--output={output}", f"--manifest={dataset}", f"--experiment-name={exp.name}"]
+    args = [
+        evaluations,
+        f"--output={output}",
+        f"--manifest={dataset}",
+        f"--experiment-name={exp.name}",
+        f"--models={','.join(exp.training.models)}",
+    ]
     if exp.paper_reference:
         args.append(f"--paper-reference={exp.paper_reference}")
     return args

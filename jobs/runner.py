@@ -2,19 +2,23 @@
 
 Each step runs the same entry point, with the same arguments, that the state machine runs in the
 cloud (``jobs.experiment`` builds both), as a child process, so a crash in one model's training
-cannot take the others down. A step whose outputs exist for the same inputs and settings is skipped.
+cannot take the others down. A step whose outputs exist for the same inputs and settings is skipped:
+each step's key chains the keys of the steps it reads from, and the ETL's key covers the resolved
+source URIs and a listing of the source files, so other data reruns the ETL and everything after it.
+A step's key is removed before it runs and written (atomically) only after it succeeded.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs import child_processes
+from jobs.atomic import write_text_atomically
 from jobs.experiment import (
     Experiment,
     etl_arguments,
@@ -25,6 +29,7 @@ from jobs.experiment import (
     source_uris,
     training_hyperparameters,
 )
+from jobs.source_listing import sources_fingerprint
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,11 @@ class Step:
         )
 
     def mark_done(self) -> None:
-        self._key_file.write_text(self.key)
+        write_text_atomically(self._key_file, self.key)
+
+    def forget(self) -> None:
+        """Before a (re)run: outputs half-rewritten by a killed run must never pass as done."""
+        self._key_file.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -78,15 +87,19 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
     cli = [sys.executable, "-m", "jobs.cli"]
     dataset = layout.dataset(exp)
     sources = source_uris(exp, str(data_root.resolve()))
+    etl_key = f"{exp.dataset_key()} sources:{sources_fingerprint(sources)}"
     steps = [
         Step(
             "etl",
             [*cli, "etl", *etl_arguments(exp, sources, str(dataset))],
             dataset / "manifest.json",
-            exp.dataset_key(),
+            etl_key,
         )
     ]
-    steps += external_steps(exp, layout, data_root)
+    externals_checked = external_steps(exp, layout, data_root, etl_key)
+    steps += externals_checked
+    # Evaluations read the external sets too: their keys chain the audit's, which chains every dataset's.
+    evaluation_data_key = externals_checked[-1].key if externals_checked else etl_key
     externals = {e.name: str(layout.external_dataset(exp, e.name)) for e in exp.evaluation.external}
     for model in exp.training.models:
         model_dir = layout.model(exp, model)
@@ -96,7 +109,7 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
                 f"train {model}",
                 [*cli, "train", f"--data={dataset}", f"--model-dir={model_dir}", *hyperparameters],
                 model_dir / "config.json",
-                exp.model_key(model),
+                f"{exp.model_key(model)} data:{etl_key}",
             )
         )
     for model in exp.training.models:
@@ -113,18 +126,19 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
                 f"evaluate {model}",
                 [*cli, "evaluate", *arguments],
                 out / "metrics.json",
-                exp.evaluation_key(model),
+                f"{exp.evaluation_key(model)} data:{evaluation_data_key}",
             )
         )
     report = layout.report(exp)
     arguments = report_arguments(
         exp, evaluations=str(layout.experiment(exp) / "evaluations"), dataset=str(dataset), output=str(report)
     )
-    steps.append(Step("report", [*cli, "report", *arguments], report / "report.html", exp.report_key()))
+    report_key = f"{exp.report_key()} data:{etl_key}"
+    steps.append(Step("report", [*cli, "report", *arguments], report / "report.html", report_key))
     return steps
 
 
-def external_steps(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
+def external_steps(exp: Experiment, layout: LocalLayout, data_root: Path, etl_key: str) -> list[Step]:
     """One test-only ETL per external test set, then an audit that fails the run when one of them
     shares a patient, a file or a near-duplicate with the experiment's dataset."""
     cli = [sys.executable, "-m", "jobs.cli"]
@@ -137,7 +151,7 @@ def external_steps(exp: Experiment, layout: LocalLayout, data_root: Path) -> lis
                 f"etl external {external.name}",
                 [*cli, "etl", *external_etl_arguments(exp, external.name, sources, str(out))],
                 out / "manifest.json",
-                exp.external_dataset_key(external.name),
+                f"{exp.external_dataset_key(external.name)} sources:{sources_fingerprint(sources)}",
             )
         )
     if steps:
@@ -149,9 +163,7 @@ def external_steps(exp: Experiment, layout: LocalLayout, data_root: Path) -> lis
                 "audit-data",
                 [*cli, "audit-data", str(dataset), *others, f"--json={audit / 'audit.json'}"],
                 audit / "audit.json",
-                "-".join(
-                    [exp.dataset_key(), *(exp.external_dataset_key(e.name) for e in exp.evaluation.external)]
-                ),
+                " ".join([etl_key, *(step.key for step in steps)]),
             )
         )
     return steps
@@ -167,7 +179,8 @@ def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = prin
             continue
         echo(f"{prefix}: running")
         step_started = time.time()
-        code = subprocess.call(step.command)
+        step.forget()
+        code = child_processes.call(step.command)
         if code != 0:
             echo(
                 f"{prefix}: FAILED with exit code {code} after {time.time() - step_started:.0f} s; "

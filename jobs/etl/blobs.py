@@ -35,8 +35,11 @@ def _readable_split(uri):
 def _s3_client():
     if "s3" not in _clients:
         import boto3  # only executors that read S3 load it (EMR nodes get it from the bootstrap action)
+        from botocore.config import Config
 
-        _clients["s3"] = boto3.client("s3")
+        # Bounded waits: a stalled read fails the task (Spark retries it) instead of hanging the job.
+        config = Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 5, "mode": "standard"})
+        _clients["s3"] = boto3.client("s3", config=config)
     return _clients["s3"]
 
 

@@ -64,6 +64,12 @@ class HadoopFiles(object):
         finally:
             stream.close()
 
+    def rename(self, source, target):
+        """Within one file system: atomic for local folders and files (EMRFS copies on S3)."""
+        path, fs = self._path(source)
+        if not fs.rename(path, self._path(target)[0]):
+            raise IOError("could not rename {} to {}".format(source, target))
+
     def delete(self, uri):
         path, fs = self._path(uri)
         if fs.exists(path):

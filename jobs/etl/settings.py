@@ -134,10 +134,23 @@ def build_parser(prog="cxr etl"):
     return p
 
 
+def split_fractions_problem(test_fraction, validation_fraction):
+    """The split rule, owned here (Python 3.7, no pydantic) and enforced by the experiment schema too,
+    so an experiment that would fail on EMR is refused before any cluster starts."""
+    total = test_fraction + validation_fraction
+    if total >= 1:
+        return (
+            "test_fraction + validation_fraction is {:g}; it must be below 1 so that images are "
+            "left for training".format(total)
+        )
+    return None
+
+
 def parse_settings(argv):
     args = build_parser().parse_args(argv)
-    if args.test_fraction + args.validation_fraction >= 1:
-        raise EtlError("--test-fraction + --validation-fraction must leave images for training")
+    problem = split_fractions_problem(args.test_fraction, args.validation_fraction)
+    if problem:
+        raise EtlError("--test-fraction/--validation-fraction: " + problem)
     if args.file_mb < 1:
         raise EtlError("--file-mb must be at least 1")
     if args.image_size < 32:

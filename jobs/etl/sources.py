@@ -74,7 +74,14 @@ class SourceResult(object):
 
 
 def decode_text(data, uri):
-    """Metadata files come as UTF-8 or, in older Cohen snapshots, Windows-1252."""
+    """Metadata files come as UTF-8 or, in older Cohen snapshots, Windows-1252. A NUL byte never
+    occurs in text: it means a binary or damaged file, whose rows would otherwise vanish unseen."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise EtlError(
+            "{}: line {} holds a NUL byte: the metadata file is binary or damaged, not CSV text; "
+            "restore it from the dataset's download".format(uri, data.count(b"\n", 0, nul) + 1)
+        )
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return data.decode(encoding)
@@ -109,10 +116,17 @@ def _rows(text, uri, required):
             )
         )
     index = {name: header.index(name) for name in header if name}
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        yield {name: (row[i].strip() if i < len(row) else "") for name, i in index.items()}
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            yield {name: (row[i].strip() if i < len(row) else "") for name, i in index.items()}
+    except csv.Error as exc:
+        raise EtlError(
+            "{}: line {} is not valid CSV ({}); restore the file from the dataset's download".format(
+                uri, reader.line_num, exc
+            )
+        ) from None
 
 
 def _same(a, b):

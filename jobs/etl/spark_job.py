@@ -16,7 +16,17 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql.types import BinaryType, DoubleType, IntegerType, StringType, StructField, StructType
 
-from jobs.etl import blobs, decoding, grouping, imaging, manifest, near_duplicates, selection, sources
+from jobs.etl import (
+    blobs,
+    decoding,
+    grouping,
+    imaging,
+    manifest,
+    near_duplicates,
+    output_guard,
+    selection,
+    sources,
+)
 from jobs.etl.batching import balanced_batches
 from jobs.etl.errors import EtlError
 from jobs.etl.hadoop import HadoopFiles
@@ -243,7 +253,7 @@ def judge(outcomes, chosen, settings, started):
 
 
 def write_parquet(spark, settings, decoded_rdd, judged, output, started):
-    """Phase 4 (executors): one Parquet row per kept image, partitioned by split."""
+    """Phase 4 (executors): one Parquet row per kept image, partitioned by split, in a staging folder."""
     size = settings.image_size
     row_of = {judged.decoded[c["path"]].uri: (c, judged.splits[c["path"]]) for c in judged.kept}
 
@@ -272,14 +282,17 @@ def write_parquet(spark, settings, decoded_rdd, judged, output, started):
     # dataset's row order, and with it a seeded training run, is the same on every machine.
     placed = frame.coalesce(1) if files_out == 1 else frame.repartition(files_out, "original_path")
     log("writing {} images to {}/data".format(len(row_of), output), started)
+    # Written beside data/ and renamed into place: a killed or concurrent run never leaves a mix.
+    staging = output + "/.data-partial"
     (
         placed.sortWithinPartitions("split", "original_path")
         .write.mode("overwrite")
         # Parquet tries a dictionary for every column first; for image bytes that is wasted work.
         .option("parquet.enable.dictionary#image", "false")
         .partitionBy("split")
-        .parquet(output + "/data")
+        .parquet(staging)
     )
+    return staging
 
 
 def run(spark, settings):
@@ -287,12 +300,19 @@ def run(spark, settings):
     started = time.time()
     files = HadoopFiles(spark)
     output = settings.output.rstrip("/")
+    output_guard.check_apart(
+        files.qualify(output),
+        [("--source {}={}".format(kind, root), files.qualify(root)) for kind, root in settings.source],
+    )
+    output_guard.claim(files, output)
     files.delete(output + "/manifest.json")
     chosen = select(files, settings, started)
     decoded_rdd = decode(spark, settings, chosen.candidates, started)
     outcomes = decoded_rdd.map(lambda d: d._replace(pixels=None)).collect()
     judged = judge(outcomes, chosen, settings, started)
-    write_parquet(spark, settings, decoded_rdd, judged, output, started)
+    staging = write_parquet(spark, settings, decoded_rdd, judged, output, started)
+    files.delete(output + "/data")
+    files.rename(staging, output + "/data")
     decoded_rdd.unpersist()
     rows = [
         {
@@ -315,8 +335,20 @@ def run(spark, settings):
         chosen.inputs,
     )
     result.update(judged.report)
-    files.write_text(output + "/manifest.json", json.dumps(result, indent=2, sort_keys=False))
+    result["files"] = parquet_files(files, output + "/data")
+    files.write_text(output + "/.manifest.json.partial", json.dumps(result, indent=2, sort_keys=False))
+    files.rename(output + "/.manifest.json.partial", output + "/manifest.json")
     return result
+
+
+def parquet_files(files, data):
+    """``{split=<s>/<file>: size}`` of the written dataset, which readers check before training."""
+    listing = files.list_files(data) or {}
+    return {
+        path[len(data) + 1 :]: listed.size
+        for path, listed in sorted(listing.items())
+        if path.endswith(".parquet") and not path.rsplit("/", 1)[-1].startswith((".", "_"))
+    }
 
 
 def local_session(app_name="cxr-etl"):

@@ -9,6 +9,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from jobs.atomic import NotWritableError
 from jobs.dataset import DatasetError
 from jobs.evaluation.evaluate import EvaluationError, EvaluationRequest, run_evaluation
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             result = run_evaluation(request)
-        except (EvaluationError, DatasetError) as exc:
+        except (EvaluationError, DatasetError, NotWritableError) as exc:
             print(f"evaluate: {exc}", file=sys.stderr)
             return 2
     report = result["test"]["report"]

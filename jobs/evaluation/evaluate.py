@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from jobs.atomic import check_writable, write_text_atomically
 from jobs.dataset import Dataset, open_dataset, to_float
 from jobs.evaluation import plots
 from jobs.evaluation.audit import shortcut_audit
@@ -69,10 +71,24 @@ def read_model_dir(model_dir: Path) -> tuple[object, dict, dict]:
             f"{model_dir / 'config.json'}: field 'classes' is {config['classes']}, but task "
             f"{config['task']!r} has {list(task_classes(config['task']))}"
         )
+    return load_model(model_dir / "model.keras"), config, history
+
+
+def load_model(path: Path) -> object:
+    """The Keras model, or an error that says the file is damaged (Keras says "File not found")."""
+    if not zipfile.is_zipfile(path):
+        raise EvaluationError(
+            f"{path}: corrupt or truncated model file ({path.stat().st_size} bytes, not a .keras zip "
+            "archive); train the model again (`cxr run ... --force`)"
+        )
     import keras
 
-    model = keras.models.load_model(model_dir / "model.keras", compile=False)
-    return model, config, history
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a damaged archive
+        raise EvaluationError(
+            f"{path}: cannot load the model ({exc}); train the model again (`cxr run ... --force`)"
+        ) from None
 
 
 def probability_fn(model, batch_size: int = 32) -> Callable[[np.ndarray], np.ndarray]:
@@ -198,6 +214,8 @@ def _gradcam_grid(model, s: TestSet, classes: tuple[str, ...], per_kind: int, ti
 
 def run_evaluation(request: EvaluationRequest) -> dict:
     """Evaluates and writes every output file; returns what was written to ``metrics.json``."""
+    check_writable(request.output, "--output")
+    open_dataset(request.data).verify((request.split,))
     model, config, history = read_model_dir(request.model_dir)
     classes = tuple(config["classes"])
     predict = probability_fn(model)
@@ -234,6 +252,7 @@ def run_evaluation(request: EvaluationRequest) -> dict:
     externals = []
     for name, uri in request.externals.items():
         external = open_dataset(uri)
+        external.verify()
         _check_shape(external, config, name)
         if external.fingerprint == config.get("dataset_fingerprint"):
             raise EvaluationError(
@@ -286,5 +305,5 @@ def run_evaluation(request: EvaluationRequest) -> dict:
             "warnings": warnings,
         }
     )
-    (out / "metrics.json").write_text(json.dumps(result, indent=2, allow_nan=False))
+    write_text_atomically(out / "metrics.json", json.dumps(result, indent=2, allow_nan=False))
     return result

@@ -15,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jobs.atomic import write_text_atomically
 from jobs.dataset import DatasetError, open_dataset
 from jobs.evaluation.evaluate import FORMAT as EVALUATION_FORMAT
 from jobs.evaluation.metrics import json_safe
@@ -43,6 +44,31 @@ def find_evaluations(folder: Path) -> list[Path]:
             "run `cxr evaluate --output <folder>/<model>` for each model first"
         )
     return found
+
+
+def planned_only(
+    evaluations: dict[Path, dict], models: list[str] | None
+) -> tuple[dict[Path, dict], list[dict]]:
+    """The evaluations of the models the experiment plans, and those left out (an earlier experiment's,
+    or a model since removed), so that a report never mixes experiments."""
+    if models is None:
+        return evaluations, []
+    kept = {d: ev for d, ev in evaluations.items() if ev.get("model") in models}
+    found = [ev["model"] for ev in kept.values()]
+    missing = [m for m in models if m not in found]
+    twice = sorted({m for m in found if found.count(m) > 1})
+    if missing or twice:
+        raise ReportError(
+            f"--models {','.join(models)}: "
+            + (f"no evaluation of {', '.join(missing)}; " if missing else "")
+            + (f"several evaluations of {', '.join(twice)}; " if twice else "")
+            + "evaluate each planned model once (`cxr run` does) before the report"
+        )
+    kept = dict(sorted(kept.items(), key=lambda item: models.index(item[1]["model"])))
+    left_out = [
+        {"model": ev.get("model"), "folder": str(d)} for d, ev in evaluations.items() if d not in kept
+    ]
+    return kept, left_out
 
 
 def find_manifest(folder: Path, explicit: str | None, evaluations: list[dict]) -> dict | None:
@@ -106,11 +132,17 @@ def model_summary(ev: dict, folder: Path, reference: str | None) -> dict:
 
 
 def build_report(
-    folder: Path, manifest_uri: str | None = None, experiment: dict | None = None
+    folder: Path,
+    manifest_uri: str | None = None,
+    experiment: dict | None = None,
+    models: list[str] | None = None,
 ) -> tuple[dict, dict]:
-    """(report.json content, {model folder: metrics.json}) for the experiment in ``folder``."""
+    """(report.json content, {model folder: metrics.json}) for the experiment in ``folder``; with
+    ``models``, only those models' evaluations (the report lists the ones it left out)."""
     dirs = find_evaluations(folder)
-    evaluations = {d: json.loads((d / "metrics.json").read_text()) for d in dirs}
+    evaluations, left_out = planned_only(
+        {d: json.loads((d / "metrics.json").read_text()) for d in dirs}, models
+    )
     experiment = experiment or {}
     reference = experiment.get("paper_reference")
     manifest = find_manifest(folder, manifest_uri, list(evaluations.values()))
@@ -136,6 +168,8 @@ def build_report(
             "paper_reference": reference,
             "paper_headline": paper_headline(reference),
             "models": [model_summary(ev, d, reference) for d, ev in evaluations.items()],
+            "models_planned": models,
+            "left_out": left_out,
             "dataset": dataset,
             "experiment_settings": experiment or None,
         }
@@ -385,6 +419,10 @@ def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
         else "<p class='muted'>Not one of the paper's experiments: no paper figures shown.</p>"
     )
     warnings = [f"<li>{_e(m['model'])}: {_e(w)}</li>" for m in report["models"] for w in m["warnings"]]
+    warnings += [
+        f"<li>left out {_e(x['model'])} ({_e(x['folder'])}): not a model this experiment plans</li>"
+        for x in report.get("left_out", [])
+    ]
     reproduce = "".join(
         f"<h3>{_e(m['model'])}</h3><p>dataset fingerprint <code>{_e(m['config'].get('dataset_fingerprint'))}"
         f"</code>, tested on <code>{_e((m['dataset'] or {}).get('uri'))}</code> "
@@ -427,12 +465,15 @@ def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
 
 
 def write_report(
-    folder: Path, output: Path, manifest_uri: str | None = None, experiment: dict | None = None
+    folder: Path,
+    output: Path,
+    manifest_uri: str | None = None,
+    experiment: dict | None = None,
+    models: list[str] | None = None,
 ) -> dict:
-    report, evaluations = build_report(folder, manifest_uri, experiment)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False))
-    (output / "report.html").write_text(render_html(report, evaluations), encoding="utf-8")
+    report, evaluations = build_report(folder, manifest_uri, experiment, models)
+    write_text_atomically(output / "report.json", json.dumps(report, indent=2, allow_nan=False))
+    write_text_atomically(output / "report.html", render_html(report, evaluations))
     return report
 
 
@@ -449,15 +490,24 @@ def main(argv: list[str] | None = None) -> int:
         choices=("binary", "multiclass", "densenet121-three-stage"),
         help="the paper's experiment this one reproduces: its figures are shown beside ours",
     )
+    p.add_argument(
+        "--models",
+        type=lambda text: text.split(","),
+        help="comma-separated models the experiment plans: only their evaluations are reported "
+        "(default: every evaluation in FOLDER)",
+    )
     args = p.parse_args(argv)
     experiment = {"name": args.experiment_name, "paper_reference": args.paper_reference}
     experiment = {k: v for k, v in experiment.items() if v} or None
     folder = Path(args.folder)
     output = Path(args.output) if args.output else folder / "report"
     try:
-        report = write_report(folder, output, args.manifest, experiment)
+        report = write_report(folder, output, args.manifest, experiment, args.models)
     except (ReportError, DatasetError) as exc:
         print(f"cxr report: {exc}", file=sys.stderr)
         return 2
-    print(f"cxr report: {len(report['models'])} model(s) -> {output / 'report.html'}")
+    names = ", ".join(m["model"] for m in report["models"])
+    print(f"cxr report: {len(report['models'])} model(s) ({names}) -> {output / 'report.html'}")
+    for x in report["left_out"]:
+        print(f"  left out {x['model']} ({x['folder']}): not a model this experiment plans")
     return 0

@@ -8,12 +8,12 @@ is refused with a message rather than silently trained on.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 
+from jobs.atomic import replace_atomically, write_text_atomically
 from jobs.experiment import Stage
 from jobs.training.errors import TrainingError
 from jobs.training.schedules import Progress
@@ -38,18 +38,14 @@ def save_checkpoint(
     history: list[dict],
 ) -> None:
     """Model first, then the state that points at it, each replaced atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    staging = directory / f"partial.{MODEL_FILE}"
-    model.save(staging)
-    os.replace(staging, directory / MODEL_FILE)
+    replace_atomically(directory / MODEL_FILE, model.save)
     state = {
         "identity": identity,
         "stages": [s.model_dump() for s in stages],
         "progress": asdict(progress),
         "history": history,
     }
-    (directory / f"{STATE_FILE}.partial").write_text(json.dumps(state, indent=2))
-    os.replace(directory / f"{STATE_FILE}.partial", directory / STATE_FILE)
+    write_text_atomically(directory / STATE_FILE, json.dumps(state, indent=2))
 
 
 def find_checkpoint(directory: Path | None, identity: dict, stages: tuple[Stage, ...]) -> Checkpoint | None:

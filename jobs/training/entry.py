@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs import sagemaker_env
+from jobs.atomic import NotWritableError, check_writable
 from jobs.dataset import DatasetError, open_dataset
 from jobs.training.class_balance import class_counts
 from jobs.training.errors import TrainingError
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     env = sagemaker_env.from_environ()
     try:
         run(argv, env)
-    except (TrainingError, DatasetError, sagemaker_env.ContainerContractError) as exc:
+    except (TrainingError, DatasetError, NotWritableError, sagemaker_env.ContainerContractError) as exc:
         return _fail(env, str(exc), 1)
     except Exception as exc:  # any other failure must still reach SageMaker's failure file
         return _fail(env, f"unexpected error: {exc!r}\n{traceback.format_exc()}", 2)
@@ -83,8 +84,11 @@ def run(argv: list[str], env: sagemaker_env.SageMakerEnv) -> keras.Model:
     hp = parse_hyperparameters({**env.hyperparameters(), **flags})
     data_uri = _dataset_location(paths, env)
     ds = open_dataset(data_uri)
+    ds.verify(("train", "validation"))
     for split in ("train", "validation"):
         class_counts(ds, hp.config.task, split)
+    model_dir = Path(paths.get("model_dir") or env.model_dir)
+    check_writable(model_dir, "--model-dir")
 
     from jobs.training import trainer  # TensorFlow loads only once the cheap checks have passed
 
@@ -92,7 +96,7 @@ def run(argv: list[str], env: sagemaker_env.SageMakerEnv) -> keras.Model:
         hp,
         ds,
         data_uri,
-        model_dir=Path(paths.get("model_dir") or env.model_dir),
+        model_dir=model_dir,
         checkpoint_dir=_checkpoint_dir(paths, env),
         weights_dir=env.channel(sagemaker_env.WEIGHTS_CHANNEL),
     )

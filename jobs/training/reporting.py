@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 
+from jobs.atomic import write_text_atomically
 from jobs.experiment import Stage
 from jobs.metric_lines import format_metric_line
 
@@ -48,8 +49,7 @@ def history_document(stages: tuple[Stage, ...], epochs: list[dict]) -> dict:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 class EpochReporter(keras.callbacks.Callback):

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from jobs.atomic import replace_atomically
 from jobs.dataset import Dataset
 from jobs.tasks import task_classes
 from jobs.training.checkpoints import EpochCheckpoint, find_checkpoint, save_checkpoint
@@ -154,8 +155,8 @@ def train(
                 history,
             )
 
-    model_dir.mkdir(parents=True, exist_ok=True)
-    model.save(model_dir / "model.keras")
+    # Atomic: a run killed while saving leaves the previous model (or none), never a truncated one.
+    replace_atomically(model_dir / "model.keras", model.save)
     write_json(model_dir / "history.json", history_document(stages, history))
     write_json(
         model_dir / "config.json", resolved_config(hp, weights, ds.image_shape, ds.fingerprint, data_uri)
