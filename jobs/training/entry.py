@@ -70,7 +70,7 @@ def _dataset_location(paths: dict[str, str], env: sagemaker_env.SageMakerEnv) ->
     local = env.channel(channel)
     if local is None:
         raise TrainingError(
-            f"no data: the training job has no '{channel}' channel ({env.root}/input/data/{channel} "
+            f"no data: the training job has no '{channel}' channel ({sagemaker_env.channel_dir(channel, str(env.root))} "
             f"and SM_CHANNEL_{channel.upper()} are absent); give the job a '{channel}' input "
             "channel holding the ETL output, or pass --data=PATH_OR_S3_URI"
         )
