@@ -138,7 +138,10 @@ class TrainingJob:
             local = self.s3[channel["DataSource"]["S3DataSource"]["S3Uri"]]
             mounts += ["-v", f"{local}:{sagemaker_env.channel_dir(channel['ChannelName'])}:ro"]
         if "CheckpointConfig" in self.request:
-            mounts += ["-v", f"{self.checkpoints}:{sagemaker_env.DEFAULT_ROOT}/{sagemaker_env.CHECKPOINT_DIR}"]
+            mounts += [
+                "-v",
+                f"{self.checkpoints}:{sagemaker_env.DEFAULT_ROOT}/{sagemaker_env.CHECKPOINT_DIR}",
+            ]
         return ["run", "--name", name, "--network", "none", *mounts, image, "train"]
 
 
