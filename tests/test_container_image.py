@@ -8,7 +8,6 @@ Deselect with ``-m "not container"``; without an engine they are skipped in one 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -44,16 +43,14 @@ S3 = {"raw_uri": "s3://raw", "datasets_uri": "s3://datasets", "artifacts_uri": "
 def image() -> str:
     """The project image on the local base, built once (Docker's cache makes a rebuild take seconds)."""
     started, host = start_engine()
-    os.environ.update(DOCKER_HOST=host, DOCKER_BUILDKIT="0")
     try:
-        subprocess.run([str(ROOT / "containers" / "build-base.sh"), BASE_IMAGE], check=True, timeout=1200)
-        subprocess.run(
-            [*containers.build_command(BASE_IMAGE)[:2], "-q", *containers.build_command(BASE_IMAGE)[2:]],
-            check=True,
-            timeout=1200,
-            stdout=subprocess.DEVNULL,
-        )
-        yield containers.IMAGE
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("DOCKER_HOST", host)
+            env.setenv("DOCKER_BUILDKIT", "0")
+            build = {"check": True, "timeout": 1200, "stdout": subprocess.DEVNULL}
+            subprocess.run([str(ROOT / "containers" / "build-base.sh"), BASE_IMAGE], **build)
+            subprocess.run(containers.build_command(BASE_IMAGE), **build)
+            yield containers.IMAGE
     finally:
         if started:
             subprocess.run([str(ENGINE), "stop"], check=False)
