@@ -10,7 +10,9 @@ name, a LocalPath or the entry point there and these runs change with it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -169,6 +171,17 @@ def processing_run(request: dict[str, Any], image: str, s3: dict[str, Path]) -> 
         *first,
         *app["ContainerArguments"],
     ]
+
+
+def engine_problem() -> str | None:
+    """Why no engine can be had, without starting one (collection must stay free of side effects)."""
+    if subprocess.run([str(ENGINE), "status"], capture_output=True).returncode == 0:
+        return None
+    if os.geteuid() != 0:
+        return "no Docker engine answers and only root can start one (containers/engine.sh start)"
+    if not (shutil.which("dockerd") or shutil.which("apt-get")):
+        return "no Docker engine answers, and neither dockerd nor apt-get (to install docker.io) is here"
+    return None
 
 
 def start_engine() -> tuple[bool, str]:

@@ -34,7 +34,6 @@ from tests.sagemaker_local import (
     state,
 )
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
 MODEL = "small_cnn"
 S3 = {"raw_uri": "s3://raw", "datasets_uri": "s3://datasets", "artifacts_uri": "s3://artifacts"}
 
@@ -94,6 +93,8 @@ def trained(image, job, tmp_path_factory):
     return root, log
 
 
+@pytest.mark.container
+@pytest.mark.slow
 def test_training_job_writes_the_model_and_the_defined_metrics(trained, job):
     """`docker run IMAGE train` with the definition's hyperparameters and channel: model files, and each
     MetricDefinitions regex matches once per epoch of the schedule."""
@@ -113,6 +114,8 @@ def test_training_job_writes_the_model_and_the_defined_metrics(trained, job):
     assert len(_history(root)) == epochs
 
 
+@pytest.mark.container
+@pytest.mark.slow
 def test_bad_hyperparameters_fail_with_a_reason_and_a_non_zero_exit(image, job, tmp_path):
     _, _, _, training, s3 = job
     bad = {**training, "HyperParameters": {**training["HyperParameters"], "batch_size": "sixteen"}}
@@ -122,6 +125,8 @@ def test_bad_hyperparameters_fail_with_a_reason_and_a_non_zero_exit(image, job, 
     assert "batch_size" in failure and "sixteen" in failure
 
 
+@pytest.mark.container
+@pytest.mark.slow
 def test_evaluation_and_report_run_as_the_processing_jobs_ask(image, trained, job, tmp_path):
     """The synthesized Evaluate and Report requests: entry point, arguments and LocalPaths as defined."""
     template, payload, item, training, s3 = job
@@ -155,6 +160,8 @@ def test_evaluation_and_report_run_as_the_processing_jobs_ask(image, trained, jo
     ]
 
 
+@pytest.mark.container
+@pytest.mark.slow
 def test_spot_interruption_resumes_to_the_same_history(image, trained, job, tmp_path):
     """`docker stop` (SIGTERM, then SIGKILL after SageMaker's grace) mid-training: the job stops in time
     with its last epoch checkpointed; the rerun resumes there and ends as the uninterrupted run did."""
