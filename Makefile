@@ -5,7 +5,7 @@ PY := .venv/bin/python
 SAMPLE ?= ../shared/data/cxr-sample
 EXPERIMENT ?= experiments/demo.json
 
-.PHONY: setup demo test lint synth clean
+.PHONY: setup demo demo-container image test lint synth clean
 
 setup: .venv/.installed node_modules/.installed .venv-checkov/.installed
 
@@ -28,6 +28,17 @@ node_modules/.installed: package.json package-lock.json
 
 demo: setup
 	.venv/bin/cxr run $(EXPERIMENT) --local --data-root $(SAMPLE) $(EXTRA)
+
+# The image on a CPU base made here (no registry needed), in a Docker engine containers/engine.sh starts
+# when none answers (it keeps its layer cache in /var/tmp/cxr-docker; `containers/engine.sh stop` ends it).
+BASE_IMAGE ?= cxr-base:cpu
+image:
+	eval "$$(containers/engine.sh start)" && containers/build-base.sh $(BASE_IMAGE) \
+	  && docker build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -f containers/Dockerfile -t cxr-pipeline:local .
+
+demo-container: setup image
+	eval "$$(containers/engine.sh start)" && CXR_BASE_IMAGE=$(BASE_IMAGE) \
+	  .venv/bin/cxr run $(EXPERIMENT) --local --container --data-root $(SAMPLE) $(EXTRA)
 
 lint: setup
 	.venv/bin/ruff check .

@@ -45,8 +45,11 @@ def _setup(data: str, model_name: str):
 
 def _pipeline(ds, batch: int, steps: int):
     from jobs.training.inputs import training_dataset
+    from jobs.training.randomness import EpochSeeds
 
-    return training_dataset(ds, TASK, batch, seed=1, shuffle_buffer=1024, rotation_degrees=0, max_steps=steps)
+    return training_dataset(
+        ds, TASK, batch, seeds=EpochSeeds(1), shuffle_buffer=1024, rotation_degrees=0, max_steps=steps
+    )
 
 
 def _in_memory(ds, images: int):

@@ -27,19 +27,23 @@ from jobs.experiment import (
     training_hyperparameters,
 )
 
+# Where SageMaker Processing mounts inputs and collects outputs; jobs.sagemaker_env owns every /opt/ml path
+# (these names stay importable from here for infra and tests).
+from jobs.sagemaker_env import (
+    EVALUATION_DATASET_DIR,
+    EVALUATION_MODEL_DIR,
+    EVALUATION_OUTPUT_DIR,
+    REPORT_DATASET_DIR,
+    REPORT_EVALUATIONS_DIR,
+    REPORT_OUTPUT_DIR,
+)
+
 INPUT_VERSION = 1
 
 # The EMR bootstrap action installs this wrapper on every node: spark-submit (client mode) of the ETL
 # script with the job package as --py-files. An EMR step runs it followed by exactly `cxr etl`'s arguments.
 ETL_COMMAND = "/home/hadoop/cxr/run-etl"
 
-# Where SageMaker Processing mounts inputs and collects outputs inside the training/evaluation image.
-EVALUATION_MODEL_DIR = "/opt/ml/processing/model"
-EVALUATION_DATASET_DIR = "/opt/ml/processing/dataset"
-EVALUATION_OUTPUT_DIR = "/opt/ml/processing/evaluation"
-REPORT_EVALUATIONS_DIR = "/opt/ml/processing/evaluations"
-REPORT_DATASET_DIR = "/opt/ml/processing/dataset"
-REPORT_OUTPUT_DIR = "/opt/ml/processing/report"
 
 JOB_NAME_PREFIX = "cxr-"
 

@@ -20,6 +20,32 @@ ROOT_VARIABLE = "CXR_OPT_ML"
 DATASET_CHANNEL = "dataset"  # the training job's input channel holding the ETL output (manifest.json + data/)
 WEIGHTS_CHANNEL = "weights"  # staged backbone weights (`cxr stage-weights`), for network-isolated jobs
 
+# Inside the image; relative parts below are under DEFAULT_ROOT (or a test's root).
+CONFIG_DIR = "input/config"
+HYPERPARAMETERS_FILE = f"{CONFIG_DIR}/hyperparameters.json"
+INPUT_DATA_CONFIG_FILE = f"{CONFIG_DIR}/inputdataconfig.json"
+RESOURCE_CONFIG_FILE = f"{CONFIG_DIR}/resourceconfig.json"
+DATA_DIR = "input/data"
+MODEL_DIR = "model"
+OUTPUT_DATA_DIR = "output/data"
+FAILURE_FILE = "output/failure"
+CHECKPOINT_DIR = "checkpoints"
+
+# Where SageMaker Processing mounts inputs and collects outputs (the state machine's LocalPaths).
+PROCESSING_ROOT = f"{DEFAULT_ROOT}/processing"
+EVALUATION_MODEL_DIR = f"{PROCESSING_ROOT}/model"
+EVALUATION_DATASET_DIR = f"{PROCESSING_ROOT}/dataset"
+EVALUATION_OUTPUT_DIR = f"{PROCESSING_ROOT}/evaluation"
+EVALUATION_EXTERNAL_DIR = f"{PROCESSING_ROOT}/external"  # one folder per external test set
+REPORT_EVALUATIONS_DIR = f"{PROCESSING_ROOT}/evaluations"
+REPORT_DATASET_DIR = f"{PROCESSING_ROOT}/dataset"
+REPORT_OUTPUT_DIR = f"{PROCESSING_ROOT}/report"
+
+
+def channel_dir(name: str, root: str = DEFAULT_ROOT) -> str:
+    """Where SageMaker puts a training channel (``root`` differs only for a local tree of that shape)."""
+    return f"{root}/{DATA_DIR}/{name}"
+
 
 class ContainerContractError(ValueError):
     """The /opt/ml tree is not as SageMaker writes it (e.g. malformed hyperparameters.json)."""
@@ -32,26 +58,26 @@ class SageMakerEnv:
 
     @property
     def hyperparameters_file(self) -> Path:
-        return self.root / "input" / "config" / "hyperparameters.json"
+        return self.root / HYPERPARAMETERS_FILE
 
     @property
     def model_dir(self) -> Path:
-        return Path(self.environ.get("SM_MODEL_DIR", self.root / "model"))
+        return Path(self.environ.get("SM_MODEL_DIR", self.root / MODEL_DIR))
 
     @property
     def failure_file(self) -> Path:
-        return self.root / "output" / "failure"
+        return self.root / FAILURE_FILE
 
     @property
     def checkpoint_dir(self) -> Path | None:
         """``checkpoints/`` only when the job configured it (SageMaker creates it then), else None."""
-        path = self.root / "checkpoints"
+        path = self.root / CHECKPOINT_DIR
         return path if path.is_dir() else None
 
     def channel(self, name: str) -> Path | None:
         """A data channel's local folder, or None when the job has no such channel."""
         announced = self.environ.get(f"SM_CHANNEL_{name.upper()}")
-        path = Path(announced) if announced else self.root / "input" / "data" / name
+        path = Path(announced) if announced else Path(channel_dir(name, str(self.root)))
         return path if path.exists() else None
 
     def hyperparameters(self) -> dict[str, str]:

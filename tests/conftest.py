@@ -48,3 +48,25 @@ def small_dataset(spark, sample, tmp_path_factory) -> Path:
     )
     assert code == 0
     return out
+
+
+_CONTAINER_SKIP = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Container tests (marker ``container``) are left out, with one line, where no Docker engine can be had."""
+    selected = [item for item in items if item.get_closest_marker("container")]
+    if not selected:
+        return
+    from tests.sagemaker_local import engine_problem
+
+    problem = engine_problem()
+    if problem:
+        config.hook.pytest_deselected(items=selected)
+        items[:] = [item for item in items if item not in selected]
+        config.stash[_CONTAINER_SKIP] = f"{len(selected)} container tests skipped: {problem}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if _CONTAINER_SKIP in config.stash:
+        terminalreporter.write_line(config.stash[_CONTAINER_SKIP])

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs import containers, runner
+from jobs import containers, runner, sagemaker_env
 from jobs.cli import main as cxr
-from jobs.experiment import hyperparameters_to_argv, load_experiment, parse_experiment
+from jobs.experiment import evaluation_arguments, hyperparameters_to_argv, load_experiment, parse_experiment
 from jobs.pipeline_input import (
     EVALUATION_DATASET_DIR,
     EVALUATION_MODEL_DIR,
@@ -123,13 +123,29 @@ def test_container_mode_without_a_docker_engine_says_so_in_one_line(monkeypatch,
 
 
 def test_container_steps_mount_the_opt_ml_contract(tmp_path):
+    """Training reads the dataset channel SageMaker would mount; evaluation gets the processing paths."""
     exp = load_experiment(ROOT / "experiments" / "demo.json")
-    steps = containers.in_container(runner.plan(exp, runner.LocalLayout(tmp_path), tmp_path))
+    layout = runner.LocalLayout(tmp_path)
+    steps = containers.in_container(runner.plan(exp, layout, tmp_path))
     assert steps[0].command[:2] == ["docker", "build"]
     train = next(s for s in steps if s.name == "train small_cnn")
-    assert train.command[:3] == ["docker", "run", "--rm"]
-    assert f"{runner.LocalLayout(tmp_path).model(exp, 'small_cnn')}:/opt/ml/model" in train.command
+    assert train.command[:5] == ["docker", "run", "--rm", "--network", "none"]
+    channel = sagemaker_env.channel_dir(sagemaker_env.DATASET_CHANNEL)
+    assert f"{layout.dataset(exp)}:{channel}:ro" in train.command
+    assert (
+        f"{layout.model(exp, 'small_cnn')}:{sagemaker_env.DEFAULT_ROOT}/{sagemaker_env.MODEL_DIR}"
+        in train.command
+    )
     assert "--model=small_cnn" in train.command and not any(a.startswith("--data=") for a in train.command)
+    evaluate = next(s for s in steps if s.name == "evaluate small_cnn")
+    image_at = evaluate.command.index(containers.IMAGE)
+    assert evaluate.command[image_at + 1 :] == [
+        "evaluate",
+        *evaluation_arguments(
+            exp, model_dir=EVALUATION_MODEL_DIR, data=EVALUATION_DATASET_DIR, output=EVALUATION_OUTPUT_DIR
+        ),
+    ]
+    assert f"{layout.evaluation(exp, 'small_cnn')}:{EVALUATION_OUTPUT_DIR}" in evaluate.command
 
 
 def test_an_unknown_experiment_is_named(capsys):
@@ -157,5 +173,6 @@ def test_external_test_sets_get_a_test_only_etl_an_audit_and_reach_the_evaluatio
     in_docker = next(
         s for s in containers.in_container(list(steps.values())) if s.name == "evaluate small_cnn"
     )
-    assert f"{external}:/opt/ml/input/data/external-other-hospital:ro" in in_docker.command
-    assert "--external=other-hospital=/opt/ml/input/data/external-other-hospital" in in_docker.command
+    inside = f"{sagemaker_env.EVALUATION_EXTERNAL_DIR}/other-hospital"
+    assert f"{external}:{inside}:ro" in in_docker.command
+    assert f"--external=other-hospital={inside}" in in_docker.command

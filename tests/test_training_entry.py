@@ -131,8 +131,9 @@ def test_same_seed_same_history_other_seed_other_history(container, small_datase
 
 
 def test_restarted_job_resumes_from_its_checkpoint(container, small_dataset, capsys):
-    """Spot interruption: a rerun with the same checkpoints continues at the next epoch, not from scratch."""
-    hp = tiny("small_cnn", "binary")
+    """Spot interruption: a rerun with the same checkpoints continues at the next epoch, not from scratch,
+    and draws what an uninterrupted run draws (shuffle, rotation, dropout): the same history."""
+    hp = tiny("small_cnn", "binary", rotation_degrees="15", dropout="0.5")
     root, code = container(hp, small_dataset, checkpoints=True)
     assert code == 0
     first = histories(root)
@@ -161,6 +162,11 @@ def test_restarted_job_resumes_from_its_checkpoint(container, small_dataset, cap
         "written by another training run (task: checkpoint 'binary' vs now 'multiclass')"
         in (root / "output" / "failure").read_text()
     )
+
+    shutil.rmtree(root)
+    root, code = container(longer, small_dataset)
+    assert code == 0
+    assert histories(root) == resumed
 
 
 def dataset_without(source: Path, target: Path, label: str) -> Path:

@@ -7,6 +7,7 @@ Everything is validated before training; a failure's reason goes to the failure 
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -43,18 +44,34 @@ def split_argv(argv: list[str]) -> tuple[dict[str, str], dict[str, str]]:
     return paths, hyperparameters
 
 
+class Stopped(Exception):
+    """SIGTERM: SageMaker stops the job (spot interruption, StopTrainingJob, timeout)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     env = sagemaker_env.from_environ()
+    # As PID 1 of a container the default action of SIGTERM is ignored, so the job would run on until
+    # SageMaker's SIGKILL; stop at once instead: every finished epoch is already in the checkpoint.
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         run(argv, env)
+    except Stopped:
+        print("training stopped by SIGTERM; a rerun resumes from the last checkpoint", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except (TrainingError, DatasetError, NotWritableError, sagemaker_env.ContainerContractError) as exc:
         return _fail(env, str(exc), 1)
     except Exception as exc:  # any other failure must still reach SageMaker's failure file
         return _fail(env, f"unexpected error: {exc!r}\n{traceback.format_exc()}", 2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
@@ -71,7 +88,7 @@ def _dataset_location(paths: dict[str, str], env: sagemaker_env.SageMakerEnv) ->
     local = env.channel(channel)
     if local is None:
         raise TrainingError(
-            f"no data: the training job has no '{channel}' channel ({env.root}/input/data/{channel} "
+            f"no data: the training job has no '{channel}' channel ({sagemaker_env.channel_dir(channel, str(env.root))} "
             f"and SM_CHANNEL_{channel.upper()} are absent); give the job a '{channel}' input "
             "channel holding the ETL output, or pass --data=PATH_OR_S3_URI"
         )

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from jobs.dataset import Dataset
 from jobs.tasks import task_targets
+from jobs.training.randomness import EpochSeeds
 
 READ_ROWS = 64
 
@@ -35,23 +36,38 @@ def training_dataset(
     ds: Dataset,
     task: str,
     batch_size: int,
-    seed: int,
+    seeds: EpochSeeds,
     shuffle_buffer: int,
     rotation_degrees: float,
     max_steps: int = 0,
 ) -> tf.data.Dataset:
-    """Shuffled (seeded, reshuffled each epoch), batched, rotated within +-degrees, prefetched."""
+    """Shuffled, batched, rotated within +-degrees, prefetched; each epoch's draws come from ``seeds``.
+
+    The shuffle's seed is read when an epoch's iterator opens (inside ``flat_map``), after
+    ``EpochSeeds.on_epoch_begin`` has set it.
+    """
+    examples = _examples(ds, "train", task)
     data = (
-        _examples(ds, "train", task)
-        .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        tf.data.Dataset.range(1)
+        .flat_map(
+            lambda _: examples.shuffle(
+                shuffle_buffer, seed=seeds.shuffle_seed.read_value(), reshuffle_each_iteration=False
+            )
+        )
+        .apply(tf.data.experimental.assert_cardinality(ds.count("train")))
         .batch(batch_size)
         .map(_to_float)
     )
     if rotation_degrees > 0:
         import keras
 
-        rotate = keras.layers.RandomRotation(rotation_degrees / 360.0, fill_mode="nearest", seed=seed)
-        data = data.map(lambda images, targets: (rotate(images, training=True), targets))
+        rotate = keras.layers.RandomRotation(rotation_degrees / 360.0, fill_mode="nearest")
+
+        def rotated(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            change = rotate.get_random_transformation(images, training=True, seed=seeds.rotation)
+            return rotate.transform_images(images, change, training=True), targets
+
+        data = data.map(rotated)
     if max_steps:
         data = data.take(max_steps)
     return data.prefetch(tf.data.AUTOTUNE)

@@ -19,6 +19,7 @@ from jobs.training.hardware import detect_hardware, global_batch_size, make_stra
 from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.inputs import evaluation_dataset, training_dataset
 from jobs.training.models import ModelSpec, build_model, effective_weights
+from jobs.training.randomness import EpochSeeds
 from jobs.training.reporting import EpochReporter, history_document, write_json
 from jobs.training.schedules import Progress, configure_stage, start_position
 from jobs.training.weights import imagenet_unavailable, resolve_weights
@@ -103,8 +104,9 @@ def train(
         )
 
     steps = hp.options.max_steps_per_epoch
+    seeds = EpochSeeds(config.seed)
     train_data = training_dataset(
-        ds, config.task, batch, config.seed, hp.options.shuffle_buffer, config.rotation_degrees, steps
+        ds, config.task, batch, seeds, hp.options.shuffle_buffer, config.rotation_degrees, steps
     )
     val_data = evaluation_dataset(ds, "validation", config.task, batch, steps)
     class_weight = (
@@ -125,7 +127,10 @@ def train(
         if initial_epoch == 0:  # a stage starts; resumed mid-stage, the model keeps its optimizer state
             with strategy.scope():
                 configure_stage(model, stages[index])
-        callbacks: list[keras.callbacks.Callback] = [EpochReporter(index, stages, history)]
+        callbacks: list[keras.callbacks.Callback] = [
+            seeds.for_stage(index),
+            EpochReporter(index, stages, history),
+        ]
         stopper = None
         if config.early_stopping_patience:
             stopper = keras.callbacks.EarlyStopping(
