@@ -38,6 +38,12 @@ class RunOptions(BaseModel):
 
     dense_units: int = Field(256, gt=0, description="units of the head's hidden dense layer")
     shuffle_buffer: int = Field(1024, gt=0, description="images held for shuffling (bounds memory)")
+    cache_mb: int = Field(
+        2048,
+        ge=0,
+        description="keep the training split's pixels in memory after the first epoch when they take at "
+        "most this many MiB (uint8); a larger split is streamed from the files every epoch. 0 = always stream",
+    )
     max_steps_per_epoch: int = Field(
         0, ge=0, description="0 = whole split; >0 caps train and validation steps"
     )

@@ -48,6 +48,7 @@ def run_identity(hp: Hyperparameters, ds: Dataset) -> dict:
         "dataset_fingerprint": ds.fingerprint,
         "normalisation": hp.config.normalisation,
         "dense_units": hp.options.dense_units,
+        "rotation_degrees": hp.config.rotation_degrees,  # the rotation is a layer of the saved model
     }
 
 
@@ -59,6 +60,8 @@ def _build(hp: Hyperparameters, ds: Dataset, weights: str) -> keras.Model:
         normalisation=hp.config.normalisation,
         dropout=hp.config.dropout,
         dense_units=hp.options.dense_units,
+        rotation_degrees=hp.config.rotation_degrees,
+        seed=hp.config.seed,
     )
     local = resolve_weights(weights, hp.model)
     try:
@@ -94,7 +97,7 @@ def train(
 
     steps = hp.options.max_steps_per_epoch
     train_data = training_dataset(
-        ds, config.task, batch, config.seed, hp.options.shuffle_buffer, config.rotation_degrees, steps
+        ds, config.task, batch, config.seed, hp.options.shuffle_buffer, hp.options.cache_mb * 2**20, steps
     )
     val_data = evaluation_dataset(ds, "validation", config.task, batch, steps)
     class_weight = (
