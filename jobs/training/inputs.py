@@ -26,7 +26,7 @@ def split_bytes(ds: Dataset, split: str) -> int:
     return ds.count(split) * int(np.prod(ds.image_shape))
 
 
-def _record_batches(ds: Dataset, split: str, task: str) -> tf.data.Dataset:
+def record_batches(ds: Dataset, split: str, task: str) -> tf.data.Dataset:
     """(uint8 images, targets) in record batches of up to READ_ROWS rows, files interleaved in a fixed order."""
     fragments = ds.fragments(split)
 
@@ -73,7 +73,7 @@ def training_dataset(
     Cached or streamed, an epoch yields the same images in the same order: the cache sits before the
     shuffle. A capped epoch (``max_steps``) never reads the whole split, so it is always streamed.
     """
-    examples = _record_batches(ds, "train", task).unbatch()
+    examples = record_batches(ds, "train", task).unbatch()
     if not max_steps and split_bytes(ds, "train") <= cache_bytes:
         examples = examples.cache()  # single images: later epochs skip reading and slicing alike
     shuffled = examples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -84,4 +84,4 @@ def evaluation_dataset(
     ds: Dataset, split: str, task: str, batch_size: int, max_steps: int = 0
 ) -> tf.data.Dataset:
     """In a fixed order, no augmentation: validation during training."""
-    return _finish(_record_batches(ds, split, task).unbatch(), ds.count(split), batch_size, max_steps)
+    return _finish(record_batches(ds, split, task).unbatch(), ds.count(split), batch_size, max_steps)

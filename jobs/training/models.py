@@ -85,7 +85,7 @@ class ModelSpec:
     seed: int | None = None
 
 
-def _rotation(degrees: float, seed: int | None) -> keras.layers.Layer:
+def rotation_layer(degrees: float, seed: int | None) -> keras.layers.Layer:
     """Random rotation within +-degrees, the gaps filled with the nearest edge pixel (as before: no black corners)."""
     return keras.layers.RandomRotation(
         degrees / 360.0, fill_mode="nearest", seed=seed, name=AUGMENTATION_LAYER, dtype="float32"
@@ -106,7 +106,7 @@ def build_model(spec: ModelSpec, weights: str | None = None) -> keras.Model:
     if spec.rotation_degrees > 0:
         # Recorded with training=False: fit's training=True overrides it, while every other call (predict,
         # evaluate, a plain model(x)) leaves the image as it is; the layer's own default would rotate.
-        x = _rotation(spec.rotation_degrees, spec.seed)(x, training=False)
+        x = rotation_layer(spec.rotation_degrees, spec.seed)(x, training=False)
     if spec.normalisation == "backbone" and arch.preprocessing != "none":
         matrix, bias = preprocessing_affine(arch.preprocessing)
         layer = keras.layers.Dense(3, name=NORMALISATION_LAYER, trainable=False, dtype="float32")
