@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 
 import keras
 import numpy as np
 import pytest
 
 from jobs import sagemaker_env
-from jobs.experiment import BUILTIN_SCHEDULES, Stage, parse_experiment, training_hyperparameters
+from jobs.experiment import (
+    BUILTIN_SCHEDULES,
+    MODEL_NAMES,
+    TASKS,
+    ModelName,
+    Stage,
+    Task,
+    parse_experiment,
+    training_hyperparameters,
+)
+from jobs.tasks import TASK_CLASSES
 from jobs.training.entry import split_argv
 from jobs.training.errors import TrainingError
 from jobs.training.hardware import HardwarePlan, global_batch_size, make_strategy, plan_hardware
-from jobs.training.hyperparameters import parse_hyperparameters
+from jobs.training.hyperparameters import SHARED, parse_hyperparameters
 from jobs.training.models import (
     ARCHITECTURES,
     AUGMENTATION_LAYER,
@@ -40,6 +51,13 @@ def test_experiment_hyperparameters_parse_back_to_the_same_settings():
     assert hp.model == "densenet121" and hp.config.task == "multiclass"
     assert hp.stages == BUILTIN_SCHEDULES["densenet121-three-stage"]
     assert hp.config.early_stopping_patience is None and hp.config.batch_size == 3
+
+
+def test_each_list_of_names_agrees_with_its_owner():
+    """Model names, tasks and hyperparameter keys are defined once; a copy that drifts fails here."""
+    assert typing.get_args(ModelName) == MODEL_NAMES == tuple(ARCHITECTURES)
+    assert typing.get_args(Task) == TASKS == tuple(TASK_CLASSES)
+    assert sorted(training_hyperparameters(parse_experiment(EXPERIMENT), "vgg19")) == sorted(SHARED)
 
 
 def test_cli_flags_are_the_same_keys_as_hyperparameters():

@@ -16,19 +16,8 @@ from jobs.experiment import BUILTIN_SCHEDULES, Stage, TrainingConfig
 from jobs.training.errors import TrainingError
 
 REQUIRED = ("model", "task")
-SHARED = (
-    "model",
-    "task",
-    "schedule",
-    "batch_size",
-    "weights",
-    "normalisation",
-    "rotation_degrees",
-    "class_weights",
-    "early_stopping_patience",
-    "dropout",
-    "seed",
-)
+# The experiment's training fields, one model at a time: the schema owns the keys.
+SHARED = ("model", *(name for name in TrainingConfig.model_fields if name != "models"))
 
 
 class RunOptions(BaseModel):
