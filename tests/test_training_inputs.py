@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.dataset import DatasetError, open_dataset, to_float
+from jobs.dataset import Dataset, DatasetError, open_dataset, to_float
 from jobs.tasks import task_targets
 from jobs.training.inputs import evaluation_dataset, training_dataset
 
@@ -85,3 +85,26 @@ def test_rows_that_contradict_the_manifest_are_refused_naming_the_file(small_dat
     (target / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DatasetError, match=r"split=train/part-.*\.parquet: field 'image' holds rows of"):
         next(open_dataset(target).batches("train"))
+
+
+def test_a_split_that_fits_is_read_from_its_files_once(three_files, monkeypatch):
+    """Keras fit reads each epoch to the end, so the cache is kept: three epochs, one pass over the files."""
+    import keras
+
+    reads = []
+    read = Dataset.fragment_batches
+
+    def counted(self, fragment, *args):
+        reads.append(fragment.path)
+        yield from read(self, fragment, *args)
+
+    monkeypatch.setattr(Dataset, "fragment_batches", counted)
+    ds = open_dataset(three_files)
+    inputs = keras.Input(ds.image_shape)
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    for cache_bytes, passes in ((EVERYTHING, 1), (0, 3)):
+        reads.clear()
+        model.fit(training_dataset(ds, "multiclass", 8, 1, 32, cache_bytes), epochs=3, verbose=0)
+        assert sorted(reads) == sorted([f.path for f in ds.fragments("train")] * passes)
