@@ -251,18 +251,19 @@ def _subprocess(args: argparse.Namespace, data: str, flag: str, cores: int | Non
 
 def alone(args: argparse.Namespace) -> dict:
     """1 and 2 cores take turns, one fresh process each; images/s per core and the 1 -> 2 core scaling."""
-    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    runs: dict[int, list[dict[str, list[float]]]] = {1: [], 2: []}
     for _ in range(args.repeats):
         for cores in runs:
             runs[cores].append(json.loads(_subprocess(args, args.data, f"--measure-alone={cores}", cores)))
-    variants = list(runs[1][0])
+    variants, wall, cpu = list(runs[1][0]), 0, 1
     return {
         variant: {
-            "per_core_1": _spread([r[variant] for r in runs[1]]),
-            "per_core_2": _spread([r[variant] / 2 for r in runs[2]]),
+            "per_core_1": _spread([r[variant][wall] for r in runs[1]]),
+            "per_core_2": _spread([r[variant][wall] / 2 for r in runs[2]]),
             "scaling_1_to_2": _spread(
-                [b[variant] / a[variant] for a, b in zip(runs[1], runs[2], strict=True)]
+                [b[variant][wall] / a[variant][wall] for a, b in zip(runs[1], runs[2], strict=True)]
             ),
+            "per_cpu_second": _spread([r[variant][cpu] for cores in runs for r in runs[cores]]),
         }
         for variant in variants
     }
