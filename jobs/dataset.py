@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from jobs.etl.labels import CLASSES
 
 META_COLUMNS = ("label", "patient_id", "source", "original_path")
+_OFFSET_TYPES = {pa.binary(): np.int32, pa.large_binary(): np.int64}
 
 
 class DatasetError(ValueError):
@@ -83,21 +85,30 @@ class Dataset:
                     f"{self.root}/data/{prefix} does not match manifest.json: {'; '.join(problems)}; {_RERUN}"
                 )
 
-    def batches(
-        self, split: str, columns: tuple[str, ...] = ("image", "label_index"), batch_rows: int = 64
+    def fragments(self, split: str) -> list[pads.Fragment]:
+        """The split's Parquet files in path order: the units the training input reads in parallel."""
+        return sorted(self.parquet(split).get_fragments(), key=lambda fragment: fragment.path)
+
+    def fragment_batches(
+        self, fragment: pads.Fragment, columns: tuple[str, ...], batch_rows: int
     ) -> Iterator[dict[str, np.ndarray]]:
-        """Streams a split in record batches; memory stays at one batch whatever the dataset's size."""
-        height, width, channels = self.image_shape
-        for batch in self.parquet(split).to_batches(columns=list(columns), batch_size=batch_rows):
+        """One file's rows in record batches; images as one zero-copy uint8 (rows, H, W, C) array each."""
+        for batch in fragment.to_batches(columns=list(columns), batch_size=batch_rows):
             out: dict[str, np.ndarray] = {}
             for name in columns:
                 column = batch.column(name)
                 if name == "image":
-                    flat = np.frombuffer(b"".join(column.to_pylist()), dtype=np.uint8)
-                    out[name] = flat.reshape(len(batch), height, width, channels)
+                    out[name] = _image_array(column, self.image_shape, fragment.path)
                 else:
                     out[name] = column.to_numpy(zero_copy_only=False)
             yield out
+
+    def batches(
+        self, split: str, columns: tuple[str, ...] = ("image", "label_index"), batch_rows: int = 64
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Streams a split in record batches; memory stays at one batch whatever the dataset's size."""
+        for fragment in self.fragments(split):
+            yield from self.fragment_batches(fragment, columns, batch_rows)
 
     def load(
         self, split: str, columns: tuple[str, ...] = ("image", "label_index") + META_COLUMNS
@@ -112,6 +123,25 @@ class Dataset:
 def to_float(images: np.ndarray) -> np.ndarray:
     """The paper's scaling: uint8 -> float32 in [0, 1]."""
     return images.astype(np.float32) / np.float32(255.0)
+
+
+def _image_array(column: pa.Array, shape: tuple[int, int, int], path: str) -> np.ndarray:
+    """The pixel bytes of a binary column viewed as (rows, H, W, C), without a copy per row.
+
+    Every row must hold exactly H*W*C bytes (the manifest's image shape); the file is named otherwise.
+    """
+    row_bytes = int(np.prod(shape))
+    offsets = np.frombuffer(column.buffers()[1], dtype=_OFFSET_TYPES[column.type])
+    offsets = offsets[column.offset : column.offset + len(column) + 1]
+    sizes = np.unique(np.diff(offsets))
+    if len(column) and (len(sizes) != 1 or sizes[0] != row_bytes):
+        raise DatasetError(
+            f"{path}: field 'image' holds rows of {sorted(sizes.tolist())} bytes, but manifest.json's "
+            f"image_shape {list(shape)} needs {row_bytes}; the data and manifest come from different "
+            "ETL runs: rerun `cxr etl`"
+        )
+    data = np.frombuffer(column.buffers()[2], dtype=np.uint8)
+    return data[offsets[0] : offsets[0] + len(column) * row_bytes].reshape(len(column), *shape)
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:

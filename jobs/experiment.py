@@ -17,10 +17,11 @@ from jobs.etl.labels import CLASSES, canonical_label
 from jobs.etl.settings import split_fractions_problem
 from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 
+# The one list of model names; jobs.training.models builds each (a test keeps the two in step).
 MODEL_NAMES = ("resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn")
 TASKS = ("binary", "multiclass")
-ModelName = Literal["resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn"]
-Task = Literal["binary", "multiclass"]
+ModelName = Literal[MODEL_NAMES]  # type: ignore[valid-type]  # a tuple subscript is the same Literal
+Task = Literal[TASKS]  # type: ignore[valid-type]
 
 
 class ExperimentError(ValueError):

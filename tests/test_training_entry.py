@@ -130,6 +130,22 @@ def test_same_seed_same_history_other_seed_other_history(container, small_datase
     assert runs[0] != runs[2]
 
 
+def test_a_model_trained_with_rotation_is_evaluated_with_grad_cam(container, small_dataset, tmp_path):
+    """The rotation layer inside the saved model is no obstacle to `cxr evaluate`: metrics and Grad-CAM."""
+    from jobs.evaluation.entry import main as evaluate
+    from jobs.evaluation.gradcam import find_target_layer
+
+    root, code = container(tiny("small_cnn", "multiclass", rotation_degrees="15"), small_dataset)
+    assert code == 0
+    model = keras.models.load_model(root / "model" / "model.keras", compile=False)
+    assert models.AUGMENTATION_LAYER in [layer.name for layer in model.layers]
+    assert find_target_layer(model) == ("small_cnn", "block4_pool")
+    out = tmp_path / "evaluation"
+    argv = [f"--model-dir={root / 'model'}", f"--data={small_dataset}", f"--output={out}"]
+    assert evaluate([*argv, "--bootstrap-samples=20", "--gradcam-examples=1"]) == 0
+    assert (out / "metrics.json").exists() and list((out / "gradcam").glob("*.png"))
+
+
 def test_restarted_job_resumes_from_its_checkpoint(container, small_dataset, capsys):
     """Spot interruption: a rerun with the same checkpoints continues at the next epoch, not from scratch,
     and draws what an uninterrupted run draws (shuffle, rotation, dropout): the same history."""

@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 
 import keras
 import numpy as np
 import pytest
 
 from jobs import sagemaker_env
-from jobs.experiment import BUILTIN_SCHEDULES, Stage, parse_experiment, training_hyperparameters
+from jobs.experiment import (
+    BUILTIN_SCHEDULES,
+    MODEL_NAMES,
+    TASKS,
+    ModelName,
+    Stage,
+    Task,
+    parse_experiment,
+    training_hyperparameters,
+)
+from jobs.tasks import TASK_CLASSES
 from jobs.training.entry import split_argv
 from jobs.training.errors import TrainingError
 from jobs.training.hardware import HardwarePlan, global_batch_size, make_strategy, plan_hardware
-from jobs.training.hyperparameters import parse_hyperparameters
-from jobs.training.models import ARCHITECTURES, ModelSpec, backbone_of, build_model, preprocessing_affine
+from jobs.training.hyperparameters import SHARED, parse_hyperparameters
+from jobs.training.models import (
+    ARCHITECTURES,
+    AUGMENTATION_LAYER,
+    ModelSpec,
+    backbone_of,
+    build_model,
+    preprocessing_affine,
+)
 from jobs.training.schedules import Position, Progress, start_position
 from jobs.training.weights import resolve_weights
 
@@ -33,6 +51,13 @@ def test_experiment_hyperparameters_parse_back_to_the_same_settings():
     assert hp.model == "densenet121" and hp.config.task == "multiclass"
     assert hp.stages == BUILTIN_SCHEDULES["densenet121-three-stage"]
     assert hp.config.early_stopping_patience is None and hp.config.batch_size == 3
+
+
+def test_each_list_of_names_agrees_with_its_owner():
+    """Model names, tasks and hyperparameter keys are defined once; a copy that drifts fails here."""
+    assert typing.get_args(ModelName) == MODEL_NAMES == tuple(ARCHITECTURES)
+    assert typing.get_args(Task) == TASKS == tuple(TASK_CLASSES)
+    assert sorted(training_hyperparameters(parse_experiment(EXPERIMENT), "vgg19")) == sorted(SHARED)
 
 
 def test_cli_flags_are_the_same_keys_as_hyperparameters():
@@ -136,6 +161,33 @@ def test_mirrored_strategy_and_mixed_precision_on_cpu():
         assert model(np.zeros((1, 32, 32, 3), "float32")).dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_rotation_is_a_standard_layer_that_acts_only_in_training(tmp_path):
+    """Inference (predict, a plain call, after save and load) sees the image as given; fit rotates it."""
+    spec = ModelSpec("small_cnn", 3, (32, 32, 3), rotation_degrees=15, seed=4)
+    model = build_model(spec)
+    images = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")  # no custom objects
+    assert type(loaded.get_layer(AUGMENTATION_LAYER)) is keras.layers.RandomRotation
+    for candidate in (model, loaded):
+        rotated = keras.Model(candidate.inputs, candidate.get_layer(AUGMENTATION_LAYER).output)
+        np.testing.assert_array_equal(rotated(images), images)
+        np.testing.assert_array_equal(rotated.predict(images, verbose=0), images)
+        assert np.abs(np.asarray(rotated(images, training=True)) - images).mean() > 1e-3
+        np.testing.assert_array_equal(candidate(images), candidate.predict(images, verbose=0))
+
+    seeds = model.get_layer(AUGMENTATION_LAYER).generator.state
+    before = np.asarray(seeds).copy()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.predict(images, verbose=0)
+    model.evaluate(images, np.zeros(4), verbose=0)
+    np.testing.assert_array_equal(np.asarray(seeds), before)  # inference draws no rotation
+    model.fit(images, np.zeros(4), epochs=1, batch_size=4, verbose=0)
+    assert not np.array_equal(np.asarray(seeds), before)  # fit does
+    unrotated = build_model(ModelSpec("small_cnn", 3, (32, 32, 3)))
+    assert AUGMENTATION_LAYER not in [layer.name for layer in unrotated.layers]
 
 
 def test_inception_resizes_small_images_inside_the_model():

@@ -16,19 +16,8 @@ from jobs.experiment import BUILTIN_SCHEDULES, Stage, TrainingConfig
 from jobs.training.errors import TrainingError
 
 REQUIRED = ("model", "task")
-SHARED = (
-    "model",
-    "task",
-    "schedule",
-    "batch_size",
-    "weights",
-    "normalisation",
-    "rotation_degrees",
-    "class_weights",
-    "early_stopping_patience",
-    "dropout",
-    "seed",
-)
+# The experiment's training fields, one model at a time: the schema owns the keys.
+SHARED = ("model", *(name for name in TrainingConfig.model_fields if name != "models"))
 
 
 class RunOptions(BaseModel):
@@ -38,6 +27,12 @@ class RunOptions(BaseModel):
 
     dense_units: int = Field(256, gt=0, description="units of the head's hidden dense layer")
     shuffle_buffer: int = Field(1024, gt=0, description="images held for shuffling (bounds memory)")
+    cache_mb: int = Field(
+        2048,
+        ge=0,
+        description="keep the training split's pixels in memory after the first epoch when they take at "
+        "most this many MiB (uint8); a larger split is streamed from the files every epoch. 0 = always stream",
+    )
     max_steps_per_epoch: int = Field(
         0, ge=0, description="0 = whole split; >0 caps train and validation steps"
     )

@@ -1,8 +1,9 @@
 """The five models: a backbone (nested keras.Model) between an input normalisation and a dense head.
 
-The saved model takes float32 RGB in [0, 1] of the dataset's size (the CONTRACT), so normalisation and,
-where a backbone needs a larger input than the data has, resizing live inside the model as built-in,
-serialisable layers: ``keras.models.load_model`` needs no custom objects.
+The saved model takes float32 RGB in [0, 1] of the dataset's size (the CONTRACT), so the training-time
+rotation, normalisation and, where a backbone needs a larger input than the data has, resizing live inside
+the model as built-in, serialisable layers: ``keras.models.load_model`` needs no custom objects. The rotation
+runs where the model runs (the GPUs on the training instance), not in the CPU-bound input pipeline.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+AUGMENTATION_LAYER = "augment_rotation"
 NORMALISATION_LAYER = "normalisation"
 HEAD_LAYERS = ("head_pool", "head_dense", "head_dropout", "predictions")
 
@@ -79,10 +81,19 @@ class ModelSpec:
     normalisation: str = "backbone"
     dropout: float = 0.5
     dense_units: int = 256
+    rotation_degrees: float = 0.0
+    seed: int | None = None
+
+
+def rotation_layer(degrees: float, seed: int | None) -> keras.layers.Layer:
+    """Random rotation within +-degrees, the gaps filled with the nearest edge pixel (as before: no black corners)."""
+    return keras.layers.RandomRotation(
+        degrees / 360.0, fill_mode="nearest", seed=seed, name=AUGMENTATION_LAYER, dtype="float32"
+    )
 
 
 def build_model(spec: ModelSpec, weights: str | None = None) -> keras.Model:
-    """Input [0,1] -> normalisation -> (resize) -> backbone -> pooled dense head with dropout -> softmax.
+    """Input [0,1] -> (rotation) -> normalisation -> (resize) -> backbone -> pooled dense head -> softmax.
 
     ``weights``: None, "imagenet" (downloaded by Keras) or a local weights file of the backbone; see
     ``effective_weights`` for the small CNN, which has no ImageNet weights.
@@ -92,6 +103,10 @@ def build_model(spec: ModelSpec, weights: str | None = None) -> keras.Model:
     size = (max(height, arch.min_size), max(width, arch.min_size))
     inputs = keras.Input(spec.image_shape, name="image")
     x = inputs
+    if spec.rotation_degrees > 0:
+        # Recorded with training=False: fit's training=True overrides it, while every other call (predict,
+        # evaluate, a plain model(x)) leaves the image as it is; the layer's own default would rotate.
+        x = rotation_layer(spec.rotation_degrees, spec.seed)(x, training=False)
     if spec.normalisation == "backbone" and arch.preprocessing != "none":
         matrix, bias = preprocessing_affine(arch.preprocessing)
         layer = keras.layers.Dense(3, name=NORMALISATION_LAYER, trainable=False, dtype="float32")

@@ -19,14 +19,13 @@ def epoch_seed(seed: int, stage: int, epoch: int) -> int:
 
 
 class EpochSeeds(keras.callbacks.Callback):
-    """Reseeds the input pipeline (``shuffle_seed``, ``rotation``) and the model's dropout at each epoch's
-    start, before Keras opens that epoch's iterator."""
+    """Reseeds the input pipeline's shuffle (``shuffle_seed``) and the model's own seed generators (its
+    rotation layer, dropout) at each epoch's start, before Keras opens that epoch's iterator."""
 
     def __init__(self, seed: int):
         super().__init__()
         self.seed, self.stage = seed, 0
         self.shuffle_seed = tf.Variable(epoch_seed(seed, 0, 0), dtype=tf.int64, trainable=False)
-        self.rotation = keras.random.SeedGenerator(seed)
 
     def for_stage(self, stage: int) -> EpochSeeds:
         self.stage = stage
@@ -35,7 +34,6 @@ class EpochSeeds(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         value = epoch_seed(self.seed, self.stage, epoch)
         self.shuffle_seed.assign(value)
-        self.rotation.state.assign([value, 0])
         states = [v for v in self.model.variables if v.name == _SEED_STATE]
         for index, state in enumerate(states, 1):
             state.assign([value, index])

@@ -50,6 +50,7 @@ def run_identity(hp: Hyperparameters, ds: Dataset) -> dict:
         "dataset_fingerprint": ds.fingerprint,
         "normalisation": hp.config.normalisation,
         "dense_units": hp.options.dense_units,
+        "rotation_degrees": hp.config.rotation_degrees,  # the rotation is a layer of the saved model
     }
 
 
@@ -61,6 +62,8 @@ def _build(hp: Hyperparameters, ds: Dataset, weights: str, weights_dir: Path | N
         normalisation=hp.config.normalisation,
         dropout=hp.config.dropout,
         dense_units=hp.options.dense_units,
+        rotation_degrees=hp.config.rotation_degrees,
+        seed=hp.config.seed,
     )
     local = resolve_weights(weights, hp.model, staged_dir=weights_dir)
     try:
@@ -106,7 +109,7 @@ def train(
     steps = hp.options.max_steps_per_epoch
     seeds = EpochSeeds(config.seed)
     train_data = training_dataset(
-        ds, config.task, batch, seeds, hp.options.shuffle_buffer, config.rotation_degrees, steps
+        ds, config.task, batch, seeds, hp.options.shuffle_buffer, hp.options.cache_mb * 2**20, steps
     )
     val_data = evaluation_dataset(ds, "validation", config.task, batch, steps)
     class_weight = (
