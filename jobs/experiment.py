@@ -140,6 +140,12 @@ class EvaluationConfig(_Strict):
         default_factory=list,
         description="extra test sets, each run through the same ETL and reported beside the split",
     )
+    operating_rule: str = Field(
+        "youden",
+        pattern=r"^(youden|target_sensitivity:(0?\.\d*[1-9]\d*|1(\.0*)?))$",
+        description="how the COVID-19 threshold is chosen on the validation split: 'youden' or "
+        "'target_sensitivity:S' with 0 < S <= 1; test and external sets use it unchanged",
+    )
 
 
 class Experiment(_Strict):
@@ -277,6 +283,7 @@ def evaluation_arguments(exp: Experiment, *, model_dir: str, data: str, output: 
         f"--output={output}",
         f"--bootstrap-samples={ev.bootstrap_samples}",
         f"--gradcam-examples={ev.gradcam_examples}",
+        f"--operating-rule={ev.operating_rule}",
     ]
 
 

@@ -71,6 +71,20 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+# Keras' default 0.99 averages over ~100 steps from initial values (mean 0, variance 1); the demo trains
+# ~20 steps an epoch, so its moving statistics would still be far from the data's at evaluation.
+RANDOM_INIT_BN_MOMENTUM = 0.9
+
+
+def set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
+    """Every BatchNormalization layer of ``model`` (nested ones too) averages with ``momentum``; saved with it."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+        elif isinstance(layer, keras.Model):
+            set_batchnorm_momentum(layer, momentum)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -100,8 +114,14 @@ def build_model(spec: ModelSpec, weights: str | None = None) -> keras.Model:
     if size != (height, width):
         x = keras.layers.Resizing(*size, name="resize_to_backbone_minimum")(x)
     backbone = arch.build(include_top=False, weights=weights, input_shape=(*size, 3))
-    # Pretrained BatchNorm stays in inference mode when fine-tuned (the Keras transfer-learning recipe).
-    x = backbone(x, training=False) if arch.pretrained else backbone(x)
+    if weights is None:
+        # Random init: BatchNorm normalises with batch statistics while training (it follows fit's mode),
+        # and its moving statistics must settle within the few hundred steps of a short run.
+        set_batchnorm_momentum(backbone, RANDOM_INIT_BN_MOMENTUM)
+        x = backbone(x)
+    else:
+        # Pretrained BatchNorm stays in inference mode when fine-tuned (the Keras transfer-learning recipe).
+        x = backbone(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = keras.layers.Dense(spec.dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(spec.dropout, name="head_dropout")(x)
