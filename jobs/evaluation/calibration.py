@@ -17,9 +17,10 @@ DEFAULT_BINS = 10
 
 
 def _bin_index(probability: np.ndarray, n_bins: int) -> np.ndarray:
-    """Equal-width bins over [0, 1], the last one closed: scikit-learn's ``calibration_curve`` binning."""
+    """Equal-width bins over [0, 1], each closed on the right (a score on an edge joins the lower bin), as in
+    scikit-learn's ``calibration_curve``."""
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return np.searchsorted(edges[1:-1], probability, side="right")
+    return np.searchsorted(edges[1:-1], probability)
 
 
 def reliability_bins(positive: np.ndarray, probability: np.ndarray, n_bins: int = DEFAULT_BINS) -> list[dict]:

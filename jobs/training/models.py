@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from jobs.training.batchnorm import RANDOM_INIT_MOMENTUM, set_momentum
+
 NORMALISATION_LAYER = "normalisation"
 HEAD_LAYERS = ("head_pool", "head_dense", "head_dropout", "predictions")
 
@@ -71,20 +73,6 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
-# Keras' default 0.99 averages over ~100 steps from initial values (mean 0, variance 1); the demo trains
-# ~20 steps an epoch, so its moving statistics would still be far from the data's at evaluation.
-RANDOM_INIT_BN_MOMENTUM = 0.9
-
-
-def set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
-    """Every BatchNormalization layer of ``model`` (nested ones too) averages with ``momentum``; saved with it."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = momentum
-        elif isinstance(layer, keras.Model):
-            set_batchnorm_momentum(layer, momentum)
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -117,7 +105,7 @@ def build_model(spec: ModelSpec, weights: str | None = None) -> keras.Model:
     if weights is None:
         # Random init: BatchNorm normalises with batch statistics while training (it follows fit's mode),
         # and its moving statistics must settle within the few hundred steps of a short run.
-        set_batchnorm_momentum(backbone, RANDOM_INIT_BN_MOMENTUM)
+        set_momentum(backbone, RANDOM_INIT_MOMENTUM)
         x = backbone(x)
     else:
         # Pretrained BatchNorm stays in inference mode when fine-tuned (the Keras transfer-learning recipe).

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from jobs.dataset import Dataset
 from jobs.tasks import task_classes
+from jobs.training.batchnorm import recalibrate
 from jobs.training.checkpoints import EpochCheckpoint, find_checkpoint, save_checkpoint
 from jobs.training.class_balance import balanced_class_weights, class_counts
 from jobs.training.hardware import detect_hardware, global_batch_size, make_strategy
@@ -144,6 +145,11 @@ def train(
                 Progress(index, done, stopped_early=bool(stopper and stopper.stopped_epoch)),
                 history,
             )
+
+    if weights == "none":
+        images = evaluation_dataset(ds, "train", config.task, batch).map(lambda x, _: x)
+        count = recalibrate(model, images)
+        print(f"BatchNorm statistics recomputed with the final weights on {count} train batches", flush=True)
 
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / "model.keras")
