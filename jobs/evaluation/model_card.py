@@ -53,8 +53,11 @@ def limitations(result: dict, manifest: dict | None) -> list[str]:
             )
     subgroups = test.get("subgroups") or {}
     if subgroups.get("missing"):
+        view = (manifest or {}).get("settings", {}).get("view")
+        selected = f" The ETL kept view {view} only." if view and "view" in subgroups["missing"] else ""
         notes.append(
             f"Not checked by subgroup (absent from the dataset rows): {', '.join(subgroups['missing'])}."
+            + selected
         )
     small = [
         f"{attribute}={value}"
