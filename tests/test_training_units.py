@@ -210,7 +210,13 @@ def test_recalibrate_sets_moving_statistics_to_the_mean_of_batch_statistics():
     model = keras.Model(outer_input, keras.layers.Dense(2)(inner(outer_input)))
     rng = np.random.default_rng(0)
     batches = [rng.normal(loc, 2.0, size=(8, 3)).astype("float32") for loc in (0.0, 5.0, -1.0)]
-    assert recalibrate(model, batches) == 3
+    inner.trainable = False  # frozen: inference-mode statistics the head learnt on are kept
+    assert (
+        recalibrate(model, batches) == 0
+        and np.array(batchnorm_layers(model)[0].moving_mean).tolist() == [0] * 3
+    )
+    inner.trainable = True
+    assert recalibrate(model, batches) == 1
     bn = batchnorm_layers(model)[0]
     np.testing.assert_allclose(
         np.array(bn.moving_mean), np.mean([b.mean(axis=0) for b in batches], 0), rtol=1e-5

@@ -36,13 +36,17 @@ def set_momentum(model: keras.Model, momentum: float) -> None:
 
 
 def recalibrate(model: keras.Model, batches: Iterable) -> int:
-    """Sets each BatchNorm's moving mean and variance to the average of its batch statistics over
-    ``batches`` (images only), computed with the current weights; returns the number of batches.
+    """Sets each trainable BatchNorm's moving mean and variance to the average of its batch statistics over
+    ``batches`` (images only), computed with the current weights; returns the number of layers set.
 
     Batch k is averaged in with momentum k / (k + 1), which makes the moving value the exact mean.
-    Only BatchNorm state changes: a forward pass in training mode updates nothing else.
+    Only BatchNorm state changes: a forward pass in training mode updates nothing else. Frozen layers
+    (a backbone whose last stage trained the head only) ran in inference mode, and the head learnt on
+    their statistics, so they keep them.
     """
-    layers = batchnorm_layers(model)
+    layers = [layer for layer in batchnorm_layers(model) if layer.trainable]
+    if not layers:
+        return 0
     kept = [layer.momentum for layer in layers]
     count = 0
     try:
@@ -54,4 +58,4 @@ def recalibrate(model: keras.Model, batches: Iterable) -> int:
     finally:
         for layer, momentum in zip(layers, kept, strict=True):
             layer.momentum = momentum
-    return count
+    return len(layers)

@@ -148,8 +148,8 @@ def train(
 
     if weights == "none":
         images = evaluation_dataset(ds, "train", config.task, batch).map(lambda x, _: x)
-        count = recalibrate(model, images)
-        print(f"BatchNorm statistics recomputed with the final weights on {count} train batches", flush=True)
+        layers = recalibrate(model, images)
+        print(f"BatchNorm statistics of {layers} layers recomputed with the final weights", flush=True)
 
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / "model.keras")
