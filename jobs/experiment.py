@@ -177,6 +177,12 @@ class EvaluationConfig(_Strict):
         description="external test sets: each goes through the experiment's ETL settings as a "
         "test-only dataset and is reported beside the internal test split",
     )
+    operating_rule: str = Field(
+        "youden",
+        pattern=r"^(youden|target_sensitivity:(0?\.\d*[1-9]\d*|1(\.0*)?))$",
+        description="how the COVID-19 threshold is chosen on the validation split: 'youden' or "
+        "'target_sensitivity:S' with 0 < S <= 1; test and external sets use it unchanged",
+    )
 
     @field_validator("external")
     @classmethod
@@ -380,6 +386,7 @@ def evaluation_arguments(
         f"--bootstrap-samples={ev.bootstrap_samples}",
         f"--gradcam-examples={ev.gradcam_examples}",
         *(f"--external={name}={uri}" for name, uri in sorted((externals or {}).items())),
+        f"--operating-rule={ev.operating_rule}",
     ]
 
 

@@ -143,3 +143,51 @@ def test_errors_name_the_problem(experiment, small_dataset, tmp_path, capsys):
         ]
     )
     assert code == 2 and "the dataset the model was trained on" in capsys.readouterr().err
+
+
+def test_threshold_chosen_on_validation_is_applied_unchanged_to_test_and_external(experiment):
+    """operating_point.json's threshold, applied by `decide`, gives the reported rates on every set."""
+    from jobs.operating_point import decide, load_operating_point
+
+    out = experiment / "experiment" / "small_cnn"
+    metrics = _strict(out / "metrics.json")
+    point = load_operating_point(out)
+    assert point.chosen_on == "validation" and point.rule == metrics["operating_point"]["rule"] == "youden"
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    classes = tuple(metrics["classes"])
+    for name, m in [("test", metrics["test"]), ("other", metrics["external"]["other"])]:
+        mine = [r for r in rows if r["set"] == name]
+        probabilities = np.array([[float(r[f"p_{c}"]) for c in classes] for r in mine])
+        called = decide(probabilities, classes, point) == classes.index("COVID-19")
+        positive = np.array([r["true_label"] == "COVID-19" for r in mine])
+        assert m["at_threshold"]["threshold"] == point.threshold
+        assert m["at_threshold"]["sensitivity"] == pytest.approx(called[positive].mean())
+        assert m["at_threshold"]["specificity"] == pytest.approx((~called[~positive]).mean())
+
+
+def test_model_card_is_filled_from_manifest_config_and_metrics(experiment, small_dataset):
+    out = experiment / "experiment" / "small_cnn"
+    card, metrics = _strict(out / "model_card.json"), _strict(out / "metrics.json")
+    manifest = open_dataset(small_dataset).manifest
+    assert "Research only" in card["intended_use"]
+    assert card["data_lineage"]["counts"] == manifest["counts"]
+    assert [s["kind"] for s in card["data_lineage"]["sources"]] == [
+        k for k, _ in manifest["settings"]["source"]
+    ]
+    assert card["training"]["hyperparameters"] == metrics["config"]["hyperparameters"]
+    internal = card["metrics"]["internal_test"]
+    assert internal["macro_f1"] == metrics["test"]["report"]["macro avg"]["f1-score"]
+    assert internal["macro_f1_ci"] == metrics["test"]["bootstrap"]["macro_f1"]
+    assert card["operating_point"]["threshold"] == metrics["operating_point"]["threshold"]
+    assert set(card["metrics"]) == {"internal_test", "external:other"}
+    assert any("confounded" in note for note in card["known_limitations"])
+
+
+def test_calibration_subgroups_and_probe_are_reported_for_each_set(experiment):
+    metrics = _strict(experiment / "experiment" / "small_cnn" / "metrics.json")
+    for m in (metrics["test"], metrics["external"]["other"]):
+        assert set(m["calibration"]["classes"]) == set(metrics["classes"])
+        assert set(m["subgroups"]["attributes"]) >= {"source"}
+        assert "sex" in m["subgroups"]["missing"]
+    assert set(metrics["source_probe"]["classes"]) == set(metrics["classes"])
+    assert (experiment / "experiment" / "small_cnn" / metrics["files"]["reliability"]).is_file()

@@ -11,6 +11,7 @@ from jobs.etl.settings import parse_settings
 from jobs.experiment import (
     ExperimentError,
     etl_arguments,
+    evaluation_arguments,
     hyperparameters_to_argv,
     load_experiment,
     parse_experiment,
@@ -109,3 +110,34 @@ def test_external_sets_need_distinct_names():
     raw["evaluation"]["external"] = [one, one]
     with pytest.raises(ExperimentError, match=r"field 'evaluation.external'.*its own name"):
         parse_experiment(raw)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "youden",
+        "target_sensitivity:0.95",
+        "target_sensitivity:1",
+        "target_sensitivity:.9",
+        "target_sensitivity:0",
+        "x",
+    ],
+)
+def test_operating_rule_is_accepted_by_the_schema_exactly_when_evaluate_accepts_it(rule):
+    from jobs.evaluation.entry import parser
+    from jobs.evaluation.thresholds import parse_rule
+
+    raw = _raw()
+    raw["evaluation"]["operating_rule"] = rule
+    try:
+        parse_rule(rule)
+        valid = True
+    except ValueError:
+        valid = False
+    if not valid:
+        with pytest.raises(ExperimentError, match="field 'evaluation.operating_rule'"):
+            parse_experiment(raw)
+        return
+    exp = parse_experiment(raw)
+    args = parser().parse_args(evaluation_arguments(exp, model_dir="m", data="d", output="o"))
+    assert args.operating_rule == rule

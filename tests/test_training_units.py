@@ -22,6 +22,7 @@ from jobs.experiment import (
     training_hyperparameters,
 )
 from jobs.tasks import TASK_CLASSES
+from jobs.training.batchnorm import RANDOM_INIT_MOMENTUM, batchnorm_layers, recalibrate
 from jobs.training.entry import split_argv
 from jobs.training.errors import TrainingError
 from jobs.training.hardware import HardwarePlan, global_batch_size, make_strategy, plan_hardware
@@ -242,3 +243,37 @@ def test_weights_from_s3_are_downloaded_and_loaded(tmp_path, monkeypatch):
 def test_missing_weights_file_says_how_to_stage():
     with pytest.raises(TrainingError, match="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"):
         resolve_weights("/nonexistent/resnet.h5", "resnet50")
+
+
+def test_random_init_keras_backbone_normalises_with_batch_statistics():
+    """With weights none, a keras.applications backbone's BatchNorm learns from batches (it used not to)."""
+    model = build_model(ModelSpec("densenet121", 2, (32, 32, 3)), weights=None)
+    bn = batchnorm_layers(backbone_of(model))[0]
+    assert bn.momentum == RANDOM_INIT_MOMENTUM
+    before = np.array(bn.moving_mean)
+    model(np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32), training=True)
+    assert not np.allclose(np.array(bn.moving_mean), before)
+
+
+def test_recalibrate_sets_moving_statistics_to_the_mean_of_batch_statistics():
+    inner_input = keras.Input((3,))
+    inner = keras.Model(inner_input, keras.layers.BatchNormalization(momentum=0.99)(inner_input))
+    outer_input = keras.Input((3,))
+    model = keras.Model(outer_input, keras.layers.Dense(2)(inner(outer_input)))
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc, 2.0, size=(8, 3)).astype("float32") for loc in (0.0, 5.0, -1.0)]
+    inner.trainable = False  # frozen: inference-mode statistics the head learnt on are kept
+    assert (
+        recalibrate(model, batches) == 0
+        and np.array(batchnorm_layers(model)[0].moving_mean).tolist() == [0] * 3
+    )
+    inner.trainable = True
+    assert recalibrate(model, batches) == 1
+    bn = batchnorm_layers(model)[0]
+    np.testing.assert_allclose(
+        np.array(bn.moving_mean), np.mean([b.mean(axis=0) for b in batches], 0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.array(bn.moving_variance), np.mean([b.var(axis=0) for b in batches], 0), rtol=1e-4
+    )
+    assert bn.momentum == 0.99

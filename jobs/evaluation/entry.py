@@ -12,6 +12,7 @@ from pathlib import Path
 from jobs.atomic import NotWritableError
 from jobs.dataset import DatasetError
 from jobs.evaluation.evaluate import EvaluationError, EvaluationRequest, run_evaluation
+from jobs.evaluation.thresholds import DEFAULT_RULE, parse_rule
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
 
@@ -24,6 +25,14 @@ def _external(text: str) -> tuple[str, str]:
             "(e.g. --external padchest=s3://bucket/datasets/padchest)"
         )
     return name, uri
+
+
+def _operating_rule(text: str) -> str:
+    try:
+        parse_rule(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--operating-rule: {exc}") from None
+    return text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,6 +59,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap-samples", type=int, default=1000)
     p.add_argument("--gradcam-examples", type=int, default=2, help="correct and wrong examples per class")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--operating-rule",
+        type=_operating_rule,
+        default=DEFAULT_RULE,
+        help="how the COVID-19 threshold is chosen on the validation split: 'youden' or "
+        "'target_sensitivity:S' (e.g. target_sensitivity:0.95); test and external sets use it unchanged",
+    )
     return p
 
 
@@ -80,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap_samples=args.bootstrap_samples,
             gradcam_examples=args.gradcam_examples,
             seed=args.seed,
+            operating_rule=args.operating_rule,
         )
         try:
             result = run_evaluation(request)

@@ -16,14 +16,22 @@ from pathlib import Path
 import numpy as np
 
 from jobs.atomic import check_writable, write_text_atomically
-from jobs.dataset import Dataset, open_dataset, to_float
+from jobs.dataset import META_COLUMNS, Dataset, open_dataset, to_float
 from jobs.evaluation import plots
-from jobs.evaluation.audit import shortcut_audit
+from jobs.evaluation.audit import chance_accuracy, shortcut_audit
+from jobs.evaluation.calibration import calibration_report
 from jobs.evaluation.metrics import evaluate_predictions, json_safe
+from jobs.evaluation.model_card import MODEL_CARD_FILE, model_card
+from jobs.evaluation.probe import penultimate_features, source_probe
+from jobs.evaluation.subgroups import subgroup_report
+from jobs.evaluation.thresholds import DEFAULT_RULE, choose_threshold, rates_at_threshold
+from jobs.operating_point import POSITIVE_CLASS, OperatingPoint, save_operating_point
 from jobs.tasks import task_classes, task_targets
 
 FORMAT = "cxr-evaluation/1"
 MODEL_FILES = ("model.keras", "config.json", "history.json")
+# Row attributes the subgroups use when the ETL wrote them (older datasets lack some).
+OPTIONAL_COLUMNS = ("age", "sex", "view")
 
 
 class EvaluationError(ValueError):
@@ -40,6 +48,7 @@ class EvaluationRequest:
     bootstrap_samples: int = 1000
     gradcam_examples: int = 2
     seed: int = 0
+    operating_rule: str = DEFAULT_RULE
 
 
 @dataclass(frozen=True)
@@ -131,9 +140,17 @@ def evaluate_set(
     return TestSet(name, data, y_true, probabilities, metrics)
 
 
+def columns_of(dataset: Dataset, split: str) -> tuple[str, ...]:
+    """The columns a set is loaded with: images, labels, metadata, and the optional subgroup attributes."""
+    names = set(dataset.parquet(split).schema.names)
+    return ("image", "label_index", *META_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in names))
+
+
 def load_external(dataset: Dataset) -> dict[str, np.ndarray]:
     """Every image of an external ETL output, whatever split the ETL gave it: none of it was trained on."""
-    parts = [dataset.load(split) for split, n in dataset.manifest["counts"]["by_split"].items() if n]
+    splits = [split for split, n in dataset.manifest["counts"]["by_split"].items() if n]
+    columns = columns_of(dataset, splits[0]) if splits else ()
+    parts = [dataset.load(split, columns) for split in splits]
     if not parts:
         raise EvaluationError(f"{dataset.root}/manifest.json: the dataset has no images")
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
@@ -212,44 +229,61 @@ def _gradcam_grid(model, s: TestSet, classes: tuple[str, ...], per_kind: int, ti
     }
 
 
-def run_evaluation(request: EvaluationRequest) -> dict:
-    """Evaluates and writes every output file; returns what was written to ``metrics.json``."""
-    check_writable(request.output, "--output")
-    open_dataset(request.data).verify((request.split,))
-    model, config, history = read_model_dir(request.model_dir)
-    classes = tuple(config["classes"])
-    predict = probability_fn(model)
-    out = request.output
-    out.mkdir(parents=True, exist_ok=True)
-    warnings = []
-
-    dataset = open_dataset(request.data)
-    _check_shape(dataset, config, request.split)
+def _dataset_warnings(dataset: Dataset, config: dict, split: str) -> list[str]:
     if config.get("dataset_fingerprint") and config["dataset_fingerprint"] != dataset.fingerprint:
-        warnings.append(
+        return [
             f"the model was trained on dataset {config['dataset_fingerprint'][:16]} but "
-            f"{request.split} comes from {dataset.fingerprint[:16]}: its test split may overlap "
-            "the training data"
-        )
-    main = evaluate_set(
-        request.split, dataset.load(request.split), predict, config, request.bootstrap_samples, request.seed
-    )
-    main.metrics["dataset"] = {
-        "uri": dataset.root,
-        "split": request.split,
-        "fingerprint": dataset.fingerprint,
-    }
-    main.metrics["audit"] = shortcut_audit(
+            f"{split} comes from {dataset.fingerprint[:16]}: its test split may overlap the training data"
+        ]
+    return []
+
+
+def _internal_set(request: EvaluationRequest, dataset: Dataset, predict: Callable, config: dict) -> TestSet:
+    """The split the model is evaluated on, with the shortcut audit (lungs hidden, lungs only)."""
+    data = dataset.load(request.split, columns_of(dataset, request.split))
+    s = evaluate_set(request.split, data, predict, config, request.bootstrap_samples, request.seed)
+    s.metrics["dataset"] = {"uri": dataset.root, "split": request.split, "fingerprint": dataset.fingerprint}
+    s.metrics["audit"] = shortcut_audit(
         predict,
-        main.data["image"],
-        main.y_true,
-        main.data["patient_id"],
-        classes,
-        main.metrics,
+        s.data["image"],
+        s.y_true,
+        s.data["patient_id"],
+        tuple(config["classes"]),
+        s.metrics,
         request.bootstrap_samples,
         request.seed,
     )
-    externals = []
+    return s
+
+
+def _operating_point(
+    request: EvaluationRequest, dataset: Dataset, predict: Callable, config: dict
+) -> tuple[OperatingPoint, dict]:
+    """The threshold the experiment's rule picks on the validation split; the same one serves every set."""
+    classes = tuple(config["classes"])
+    k = classes.index(POSITIVE_CLASS)
+    if dataset.count("validation"):
+        data = dataset.load("validation", ("image", "label_index"))
+        positive = task_targets(config["task"], data["label_index"]) == k
+        threshold, note = choose_threshold(positive, predict(data["image"])[:, k], request.operating_rule)
+        counts = {"images": int(len(positive)), "positives": int(positive.sum())}
+    else:
+        threshold, note = 0.5, "the dataset has no validation split, so the threshold is 0.5"
+        counts = {"images": 0, "positives": 0}
+    point = OperatingPoint(rule=request.operating_rule, threshold=threshold, class_names=classes)
+    return point, {
+        "rule": point.rule,
+        "threshold": threshold,
+        "positive_class": POSITIVE_CLASS,
+        "chosen_on": point.chosen_on,
+        "validation": counts,
+        "note": note,
+    }
+
+
+def _external_sets(request: EvaluationRequest, predict: Callable, config: dict) -> list[TestSet]:
+    """Each ``--external`` ETL output, all of its images (external sets and within-source sets alike)."""
+    sets = []
     for name, uri in request.externals.items():
         external = open_dataset(uri)
         external.verify()
@@ -268,9 +302,54 @@ def run_evaluation(request: EvaluationRequest) -> dict:
             "fingerprint": external.fingerprint,
             "counts": external.manifest["counts"],
         }
-        externals.append(s)
+        sets.append(s)
+    return sets
 
-    title = config["model"]
+
+def _describe_set(s: TestSet, point: OperatingPoint, config: dict, request: EvaluationRequest) -> None:
+    """Adds to a set's metrics: rates at the threshold, calibration, subgroups, the majority-class bar."""
+    classes = tuple(config["classes"])
+    k = classes.index(point.positive_class)
+    patients = s.data["patient_id"]
+    samples, seed = request.bootstrap_samples, request.seed
+    s.metrics["at_threshold"] = rates_at_threshold(
+        s.y_true == k, s.probabilities[:, k], point.threshold, patients, samples, seed
+    )
+    s.metrics["calibration"] = calibration_report(s.y_true, s.probabilities, patients, classes, samples, seed)
+    s.metrics["subgroups"] = subgroup_report(
+        s.data, s.y_true, s.probabilities, classes, point.positive_class, point.threshold, samples, seed
+    )
+    s.metrics["majority_class_macro_f1"] = majority_class_macro_f1(s.y_true, len(classes))
+    s.metrics["chance_accuracy"] = chance_accuracy(s.y_true, len(classes))
+    sources = np.asarray(s.data["source"]).astype(str)
+    s.metrics["sources_by_class"] = {
+        classes[c]: sorted(set(sources[s.y_true == c])) for c in np.unique(s.y_true)
+    }
+
+
+def majority_class_macro_f1(y_true: np.ndarray, n_classes: int) -> float:
+    """Macro F1 of always answering the set's most common class: the bar a model must clear."""
+    counts = np.bincount(np.asarray(y_true, dtype=np.int64), minlength=n_classes)
+    share = counts.max() / counts.sum()
+    return float(2 * share / (1 + share) / n_classes)
+
+
+def _probe(model, sets: list[TestSet], classes: tuple[str, ...], seed: int) -> dict:
+    """The source probe over every evaluated image (split and external sets pooled: more sources per class)."""
+    features = np.concatenate([penultimate_features(model, s.data["image"]) for s in sets])
+    pooled = {
+        key: np.concatenate([np.asarray(s.data[key]).astype(str) for s in sets])
+        for key in ("source", "patient_id")
+    }
+    y_true = np.concatenate([s.y_true for s in sets])
+    return source_probe(features, y_true, pooled["source"], pooled["patient_id"], classes, seed)
+
+
+def _write_figures(
+    model, history: dict, sets: list[TestSet], config: dict, request: EvaluationRequest
+) -> tuple[dict, dict | None]:
+    classes, title, out = tuple(config["classes"]), config["model"], request.output
+    main, externals = sets[0], sets[1:]
     files = {
         "learning_curves": plots.learning_curves_png(history, title, out / "learning_curves.png").name,
         **_figures(main, classes, title, out, ""),
@@ -282,7 +361,35 @@ def run_evaluation(request: EvaluationRequest) -> dict:
     )
     for s in externals:
         s.metrics["files"] = _figures(s, classes, f"{title} on {s.name}", out, f"_{s.name}")
-    write_predictions(out / "predictions.csv", [main, *externals], classes)
+    for s, suffix in ((main, ""), *((s, f"_{s.name}") for s in externals)):
+        path = plots.reliability_png(
+            s.metrics["calibration"], f"{title} on {s.name}", out / f"reliability{suffix}.png"
+        )
+        (files if s is main else s.metrics["files"])["reliability"] = path.name
+    return files, gradcam
+
+
+def run_evaluation(request: EvaluationRequest) -> dict:
+    """Evaluates and writes every output file; returns what was written to ``metrics.json``."""
+    check_writable(request.output, "--output")
+    open_dataset(request.data).verify((request.split,))
+    model, config, history = read_model_dir(request.model_dir)
+    classes = tuple(config["classes"])
+    predict = probability_fn(model)
+    out = request.output
+    out.mkdir(parents=True, exist_ok=True)
+
+    dataset = open_dataset(request.data)
+    _check_shape(dataset, config, request.split)
+    main = _internal_set(request, dataset, predict, config)
+    point, point_summary = _operating_point(request, dataset, predict, config)
+    sets = [main, *_external_sets(request, predict, config)]
+    for s in sets:
+        _describe_set(s, point, config, request)
+    probe = _probe(model, sets, classes, request.seed)
+    files, gradcam = _write_figures(model, history, sets, config, request)
+    write_predictions(out / "predictions.csv", sets, classes)
+    save_operating_point(point, out)
 
     result = json_safe(
         {
@@ -294,16 +401,21 @@ def run_evaluation(request: EvaluationRequest) -> dict:
             "history": history,
             "split": request.split,
             "test": main.metrics,
-            "external": {s.name: s.metrics for s in externals},
+            "external": {s.name: s.metrics for s in sets[1:]},
+            "operating_point": point_summary,
+            "source_probe": probe,
             "gradcam": gradcam,
             "files": files,
             "settings": {
                 "bootstrap_samples": request.bootstrap_samples,
                 "gradcam_examples": request.gradcam_examples,
                 "seed": request.seed,
+                "operating_rule": request.operating_rule,
             },
-            "warnings": warnings,
+            "warnings": _dataset_warnings(dataset, config, request.split),
         }
     )
+    result["model_card"] = model_card(result, dataset.manifest)
+    write_text_atomically(out / MODEL_CARD_FILE, json.dumps(result["model_card"], indent=2, allow_nan=False))
     write_text_atomically(out / "metrics.json", json.dumps(result, indent=2, allow_nan=False))
     return result

@@ -9,7 +9,7 @@ patients, not images: one patient's images are not independent evidence.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
@@ -78,6 +78,53 @@ def _summary(cm: np.ndarray) -> tuple[float, float, np.ndarray]:
     return float(tp.sum() / cm.sum()), float(f1.mean()), recall
 
 
+def patient_resamples(patients: np.ndarray, samples: int, seed: int) -> Iterator[np.ndarray]:
+    """Row indices of ``samples`` bootstrap resamples that draw whole patients with replacement."""
+    _, patient_index = np.unique(np.asarray(patients).astype(str), return_inverse=True)
+    members = [np.flatnonzero(patient_index == p) for p in range(patient_index.max(initial=-1) + 1)]
+    rng = np.random.default_rng(seed)
+    for _ in range(samples):
+        picked = rng.integers(0, len(members), size=len(members))
+        yield np.concatenate([members[p] for p in picked])
+
+
+def percentile_interval(values: Sequence[float], confidence: float = 0.95) -> list[float] | None:
+    """The central ``confidence`` percentile interval of the finite values; None when there are none."""
+    column = np.asarray(values, dtype=float)
+    column = column[np.isfinite(column)]
+    if not len(column):
+        return None
+    tail = (1 - confidence) / 2 * 100
+    return [float(np.percentile(column, tail)), float(np.percentile(column, 100 - tail))]
+
+
+def patient_intervals(
+    statistics: Callable[[np.ndarray], dict[str, float | None]],
+    patients: np.ndarray,
+    samples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict:
+    """Percentile intervals of each statistic ``statistics(rows)`` returns, over patient resamples.
+
+    A statistic that is undefined (None or NaN) in a resample is left out of that statistic's interval.
+    """
+    if samples <= 0:
+        return {}
+    draws: dict[str, list[float]] = {}
+    for rows in patient_resamples(patients, samples, seed):
+        for name, value in statistics(rows).items():
+            draws.setdefault(name, []).append(np.nan if value is None else value)
+    return {
+        "method": "percentile bootstrap over patients",
+        "confidence": confidence,
+        "samples": samples,
+        "seed": seed,
+        "patients": len(np.unique(np.asarray(patients).astype(str))),
+        **{name: percentile_interval(values, confidence) for name, values in draws.items()},
+    }
+
+
 def bootstrap_intervals(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -91,35 +138,15 @@ def bootstrap_intervals(
 
     A resample that lacks a class says nothing about that class's recall and is left out of its interval.
     """
-    if samples <= 0:
-        return {}
     n = len(classes)
-    uniques, patient_index = np.unique(np.asarray(patients).astype(str), return_inverse=True)
-    members = [np.flatnonzero(patient_index == p) for p in range(len(uniques))]
-    rng = np.random.default_rng(seed)
-    stats = np.empty((samples, 2 + n))
-    for s in range(samples):
-        picked = rng.integers(0, len(members), size=len(members))
-        rows = np.concatenate([members[p] for p in picked])
+
+    def statistics(rows: np.ndarray) -> dict[str, float]:
         accuracy, macro_f1, recall = _summary(_confusion(y_true[rows], y_pred[rows], n))
-        stats[s] = [accuracy, macro_f1, *recall]
-    tail = (1 - confidence) / 2 * 100
-    names = ["accuracy", "macro_f1"] + [f"recall:{c}" for c in classes]
-    out: dict = {
-        "method": "percentile bootstrap over patients",
-        "confidence": confidence,
-        "samples": samples,
-        "seed": seed,
-        "patients": len(uniques),
-    }
-    for j, name in enumerate(names):
-        column = stats[:, j][~np.isnan(stats[:, j])]
-        out[name] = (
-            [float(np.percentile(column, tail)), float(np.percentile(column, 100 - tail))]
-            if len(column)
-            else None
-        )
-    return out
+        return {"accuracy": accuracy, "macro_f1": macro_f1} | {
+            f"recall:{c}": r for c, r in zip(classes, recall, strict=True)
+        }
+
+    return patient_intervals(statistics, patients, samples, seed, confidence)
 
 
 def evaluate_predictions(

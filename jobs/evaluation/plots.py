@@ -119,3 +119,26 @@ def gradcam_grid_png(cells: list[dict], classes: Sequence[str], title: str, path
         axes[0][0].text(0.5, 0.5, "no examples", ha="center")
     fig.suptitle(f"{title}: Grad-CAM", fontsize=10)
     return _save(fig, path)
+
+
+def reliability_png(calibration: dict, title: str, path: Path) -> Path:
+    """Reliability diagram: observed frequency against mean probability per bin, one line per class."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    for name, c in calibration["classes"].items():
+        bins = c["reliability"]
+        ax.plot(
+            [b["mean_probability"] for b in bins],
+            [b["observed_frequency"] for b in bins],
+            marker="o",
+            label=f"{name} (ECE {c['ece']:.2f}, Brier {c['brier']:.2f})",
+        )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="mean predicted probability (bin)",
+        ylabel="observed frequency of the class",
+        title=f"{title}: reliability ({calibration['bins']} bins)",
+    )
+    ax.legend(loc="upper left", fontsize="small")
+    return _save(fig, path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import html
 import json
 import sys
 from datetime import UTC, datetime
@@ -18,8 +17,21 @@ from pathlib import Path
 from jobs.atomic import write_text_atomically
 from jobs.dataset import DatasetError, open_dataset
 from jobs.evaluation.evaluate import FORMAT as EVALUATION_FORMAT
+from jobs.evaluation.html_parts import esc as _e
+from jobs.evaluation.html_parts import num as _n
+from jobs.evaluation.html_parts import table as _table
+from jobs.evaluation.html_parts import with_ci as _with_ci
 from jobs.evaluation.metrics import json_safe
 from jobs.evaluation.paper_figures import paper_accuracy, paper_headline
+from jobs.evaluation.source_report import (
+    calibration_section,
+    model_cards_section,
+    probe_section,
+    subgroups_section,
+    summary_rows,
+    summary_section,
+    survival_sentence,
+)
 
 FORMAT = "cxr-report/1"
 REJECTED_SHOWN = 200
@@ -97,7 +109,14 @@ def model_summary(ev: dict, folder: Path, reference: str | None) -> dict:
     test = ev["test"]
     report = test["report"]
     audit = test.get("audit", {})
+    disease = summary_rows(ev)
     return {
+        "disease_summary": disease,
+        "survives": survival_sentence(ev["model"], disease),
+        "operating_point": ev.get("operating_point"),
+        "subgroups": test.get("subgroups"),
+        "source_probe": ev.get("source_probe"),
+        "model_card": ev.get("model_card"),
         "model": ev["model"],
         "task": ev["task"],
         "folder": str(folder),
@@ -190,27 +209,6 @@ margin:6px 0 14px}.shortcut{background:#fde2e1}.lungs{background:#e3f5e1}.inconc
 .muted{color:#5b6478;font-size:90%}pre{background:#f5f7fa;padding:8px;overflow-x:auto;font-size:85%}
 .warn{color:#a33}
 """
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value))
-
-
-def _n(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _with_ci(value: float | None, ci: list[float] | None) -> str:
-    return _n(value) + (f" <span class='muted'>[{_n(ci[0])}, {_n(ci[1])}]</span>" if ci else "")
-
-
-def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
-    cells = "".join(f"<th class='{'l' if i < left else ''}'>{h}</th>" for i, h in enumerate(head))
-    body = "".join(
-        "<tr>" + "".join(f"<td class='{'l' if i < left else ''}'>{c}</td>" for i, c in enumerate(r)) + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{cells}</tr>{body}</table>"
 
 
 def _image(folder: Path, name: str | None, alt: str) -> str:
@@ -440,6 +438,8 @@ def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
         f"<p class='muted'>{len(report['models'])} model(s); generated {_e(report['generated'])}; dataset "
         f"fingerprint <code>{_e((dataset or {}).get('fingerprint'))}</code></p>",
         "<ul class='warn'>" + "".join(warnings) + "</ul>" if warnings else "",
+        "<h2>How much of it is the disease? Internal, lungs hidden, within-source and external</h2>",
+        summary_section(report["models"]),
         "<h2>Models side by side (test split)</h2>",
         paper_note,
         _summary_table(report),
@@ -449,12 +449,20 @@ def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
         _audit_section(report),
         "<h2>External test sets</h2>",
         _external_table(report),
+        "<h2>Calibration and the operating threshold</h2>",
+        calibration_section(report["models"], evaluations, _image),
+        "<h2>Subgroups</h2>",
+        subgroups_section(report["models"]),
+        "<h2>Source probe: do the features carry the source?</h2>",
+        probe_section(report["models"]),
         "<h2>Learning curves, confusion matrices, ROC curves and Grad-CAM</h2>",
         figures,
         "<h2>Dataset (ETL manifest)</h2>",
         _dataset_section(dataset),
         "<h2>Reproduction: exact configuration</h2>",
         reproduce,
+        "<h2>Model cards (also model_card.json next to each evaluation)</h2>",
+        model_cards_section(report["models"]),
     ]
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

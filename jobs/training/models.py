@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from jobs.training.batchnorm import RANDOM_INIT_MOMENTUM, set_momentum
+
 AUGMENTATION_LAYER = "augment_rotation"
 NORMALISATION_LAYER = "normalisation"
 HEAD_LAYERS = ("head_pool", "head_dense", "head_dropout", "predictions")
@@ -115,8 +117,14 @@ def build_model(spec: ModelSpec, weights: str | None = None) -> keras.Model:
     if size != (height, width):
         x = keras.layers.Resizing(*size, name="resize_to_backbone_minimum")(x)
     backbone = arch.build(include_top=False, weights=weights, input_shape=(*size, 3))
-    # Pretrained BatchNorm stays in inference mode when fine-tuned (the Keras transfer-learning recipe).
-    x = backbone(x, training=False) if arch.pretrained else backbone(x)
+    if weights is None:
+        # Random init: BatchNorm normalises with batch statistics while training (it follows fit's mode),
+        # and its moving statistics must settle within the few hundred steps of a short run.
+        set_momentum(backbone, RANDOM_INIT_MOMENTUM)
+        x = backbone(x)
+    else:
+        # Pretrained BatchNorm stays in inference mode when fine-tuned (the Keras transfer-learning recipe).
+        x = backbone(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = keras.layers.Dense(spec.dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(spec.dropout, name="head_dropout")(x)

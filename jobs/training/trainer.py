@@ -13,6 +13,7 @@ import tensorflow as tf
 from jobs.atomic import replace_atomically
 from jobs.dataset import Dataset
 from jobs.tasks import task_classes
+from jobs.training.batchnorm import recalibrate
 from jobs.training.checkpoints import EpochCheckpoint, find_checkpoint, save_checkpoint
 from jobs.training.class_balance import balanced_class_weights, class_counts
 from jobs.training.hardware import detect_hardware, global_batch_size, make_strategy
@@ -162,6 +163,11 @@ def train(
                 Progress(index, done, stopped_early=bool(stopper and stopper.stopped_epoch)),
                 history,
             )
+
+    if weights == "none":
+        images = evaluation_dataset(ds, "train", config.task, batch).map(lambda x, _: x)
+        layers = recalibrate(model, images)
+        print(f"BatchNorm statistics of {layers} layers recomputed with the final weights", flush=True)
 
     # Atomic: a run killed while saving leaves the previous model (or none), never a truncated one.
     replace_atomically(model_dir / "model.keras", model.save)

@@ -1,0 +1,259 @@
+"""The report's answer to "how much of the accuracy is the disease?": internal vs external vs within-source
+vs lungs-hidden results side by side, one generated sentence per model, and the calibration, subgroup,
+source-probe and model-card sections. Reads only ``metrics.json`` content.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jobs.evaluation.html_parts import esc, num, table, with_ci
+
+# A lungs-hidden ROC AUC this high means the scores still separate the classes without the lungs, even
+# when the arg-max answers collapse to one class.
+RANKING_OUTSIDE_LUNGS = 0.75
+
+
+def set_kind(metrics: dict) -> str:
+    """``within-source`` when every image of an external set comes from one source, else ``external``."""
+    by_source = ((metrics.get("dataset") or {}).get("counts") or {}).get("by_source") or {}
+    return "within-source" if len([n for n in by_source.values() if n]) == 1 else "external"
+
+
+def _row(name: str, kind: str, m: dict, positive: str, bar: float | None) -> dict:
+    at = m.get("at_threshold") or {}
+    calibration = ((m.get("calibration") or {}).get("classes") or {}).get(positive) or {}
+    return {
+        "set": name,
+        "kind": kind,
+        "images": m["images"],
+        "patients": m["patients"],
+        "macro_f1": m["report"]["macro avg"]["f1-score"],
+        "macro_f1_ci": (m.get("bootstrap") or {}).get("macro_f1"),
+        "majority_class_macro_f1": m.get("majority_class_macro_f1", bar),
+        "roc_auc": (m.get("roc_auc") or {}).get(positive),
+        "sensitivity": at.get("sensitivity"),
+        "sensitivity_ci": (at.get("bootstrap") or {}).get("sensitivity"),
+        "specificity": at.get("specificity"),
+        "specificity_ci": (at.get("bootstrap") or {}).get("specificity"),
+        "ece": calibration.get("ece"),
+        "ece_ci": (calibration.get("bootstrap") or {}).get("ece"),
+    }
+
+
+def summary_rows(ev: dict) -> list[dict]:
+    """One row per evaluated set: the internal split, the same with the lungs hidden, each external set."""
+    positive = (ev.get("operating_point") or {}).get("positive_class", "COVID-19")
+    test = ev["test"]
+    rows = [_row(f"{ev.get('split', 'test')} split", "internal", test, positive, None)]
+    hidden = (test.get("audit") or {}).get("lungs_hidden")
+    if hidden:
+        rows.append(
+            _row(
+                "test split, lungs hidden",
+                "lungs hidden",
+                hidden,
+                positive,
+                test.get("majority_class_macro_f1"),
+            )
+        )
+    rows += [_row(name, set_kind(m), m, positive, None) for name, m in (ev.get("external") or {}).items()]
+    return rows
+
+
+def beats_majority(row: dict) -> bool | None:
+    """True when the macro F1 interval lies above always-the-majority-class; None without an interval."""
+    ci, bar = row["macro_f1_ci"], row["majority_class_macro_f1"]
+    return None if not ci or bar is None else ci[0] > bar
+
+
+def survival_sentence(model: str, rows: list[dict]) -> str:
+    """What survives, in one sentence, from the rows' intervals against the majority-class bar."""
+    parts = []
+    for row in rows:
+        verdict = beats_majority(row)
+        state = "no interval" if verdict is None else ("beats" if verdict else "does not beat")
+        parts.append(
+            f"{row['set']} ({row['kind']}): {state} the majority-class bar "
+            f"(macro F1 {num(row['macro_f1'])} vs {num(row['majority_class_macro_f1'])}, "
+            f"COVID-19 ROC AUC {num(row['roc_auc'])})"
+        )
+    internal = beats_majority(rows[0])
+    hidden = [beats_majority(r) for r in rows if r["kind"] == "lungs hidden"]
+    others = [beats_majority(r) for r in rows if r["kind"] in ("external", "within-source")]
+    if not internal:
+        reading = "nothing to explain: the model does not clearly beat the bar on its own test split"
+    elif any(hidden):
+        reading = (
+            "what it learnt is readable outside the lungs, so the internal figure overstates the disease"
+        )
+    elif any((r["roc_auc"] or 0) >= RANKING_OUTSIDE_LUNGS for r in rows if r["kind"] == "lungs hidden"):
+        reading = (
+            "with the lungs hidden its scores still rank COVID-19 images first, so part of the signal lies "
+            "outside the lungs"
+        )
+    elif others and all(others):
+        reading = "the signal survives outside the training sources"
+    elif others:
+        reading = "the signal does not survive every set outside the internal split"
+    else:
+        reading = "no external or within-source set was evaluated, so the internal figure is unconfirmed"
+    return f"{model}: {'; '.join(parts)}. Reading: {reading}."
+
+
+def summary_section(models: list[dict]) -> str:
+    head = [
+        "model",
+        "set",
+        "kind",
+        "images (patients)",
+        "macro F1 [95% CI]",
+        "majority-class macro F1",
+        "COVID-19 ROC AUC",
+        "sensitivity at threshold [CI]",
+        "specificity at threshold [CI]",
+        "COVID-19 ECE [CI]",
+    ]
+    rows = [
+        [
+            f"<b>{esc(m['model'])}</b>",
+            esc(r["set"]),
+            esc(r["kind"]),
+            f"{r['images']} ({r['patients']})",
+            with_ci(r["macro_f1"], r["macro_f1_ci"]),
+            num(r["majority_class_macro_f1"]),
+            num(r["roc_auc"]),
+            with_ci(r["sensitivity"], r["sensitivity_ci"]),
+            with_ci(r["specificity"], r["specificity_ci"]),
+            with_ci(r["ece"], r["ece_ci"]),
+        ]
+        for m in models
+        for r in m["disease_summary"]
+    ]
+    sentences = "".join(f"<li>{esc(m['survives'])}</li>" for m in models)
+    return (
+        "<p>Every row uses the same model and the same threshold (chosen on the validation split). "
+        "A result counts only when its interval clears always answering the set's most common class. "
+        "Lungs hidden scoring well means the model reads something other than the lungs.</p>"
+        + table(head, rows, left=3)
+        + f"<ul>{sentences}</ul>"
+    )
+
+
+def calibration_section(models: list[dict], evaluations: dict[Path, dict], image) -> str:
+    """Per model: the threshold and its rule, then per set and class Brier and ECE with intervals."""
+    parts = []
+    for m, (folder, ev) in zip(models, evaluations.items(), strict=True):
+        point = ev.get("operating_point") or {}
+        note = f" <span class='warn'>{esc(point['note'])}</span>" if point.get("note") else ""
+        rows = []
+        for name, metrics in [("test split", ev["test"]), *(ev.get("external") or {}).items()]:
+            for cls, c in ((metrics.get("calibration") or {}).get("classes") or {}).items():
+                boot = c.get("bootstrap") or {}
+                rows.append(
+                    [
+                        esc(name),
+                        esc(cls),
+                        with_ci(c["brier"], boot.get("brier")),
+                        with_ci(c["ece"], boot.get("ece")),
+                    ]
+                )
+        parts.append(
+            f"<h3>{esc(m['model'])}</h3><p>Operating threshold on P({esc(point.get('positive_class'))}): "
+            f"<b>{num(point.get('threshold'), 3)}</b>, rule <code>{esc(point.get('rule'))}</code> on the "
+            f"{esc(point.get('chosen_on'))} split ({(point.get('validation') or {}).get('images')} images), "
+            f"stored in <code>operating_point.json</code>.{note}</p>"
+            + table(["set", "class", "Brier score [95% CI]", "ECE [95% CI]"], rows, left=2)
+            + image(folder, (ev.get("files") or {}).get("reliability"), f"{m['model']} reliability diagram")
+        )
+    return "".join(parts)
+
+
+def subgroups_section(models: list[dict]) -> str:
+    parts = []
+    for m in models:
+        sub = m.get("subgroups") or {}
+        rows = []
+        for attribute, groups in (sub.get("attributes") or {}).items():
+            for value, g in groups.items():
+                counts = f"{g['images']} ({g['patients']})"
+                classes = ", ".join(g["classes_present"])
+                if g["too_small"]:
+                    rows.append([esc(attribute), esc(value), counts, esc(classes), "too small", "", "", ""])
+                    continue
+                at = g["at_threshold"]
+                rows.append(
+                    [
+                        esc(attribute),
+                        esc(value),
+                        counts,
+                        esc(classes),
+                        with_ci(g["macro_f1"], (g.get("bootstrap") or {}).get("macro_f1")),
+                        num(g["roc_auc"]),
+                        with_ci(at["sensitivity"], (at.get("bootstrap") or {}).get("sensitivity")),
+                        with_ci(at["specificity"], (at.get("bootstrap") or {}).get("specificity")),
+                    ]
+                )
+        missing = sub.get("missing") or []
+        parts.append(
+            f"<h3>{esc(m['model'])} (test split)</h3>"
+            + table(
+                [
+                    "attribute",
+                    "group",
+                    "images (patients)",
+                    "classes present",
+                    "macro F1 [CI]",
+                    "COVID-19 ROC AUC",
+                    "sensitivity [CI]",
+                    "specificity [CI]",
+                ],
+                rows,
+                left=4,
+            )
+            + f"<p class='muted'>Groups under {sub.get('min_patients')} patients are listed as too small. "
+            + (f"Not in the dataset rows, so not checked: {esc(', '.join(missing))}." if missing else "")
+            + "</p>"
+        )
+    return "".join(parts)
+
+
+def probe_section(models: list[dict]) -> str:
+    rows = []
+    for m in models:
+        for cls, p in ((m.get("source_probe") or {}).get("classes") or {}).items():
+            patients = ", ".join(f"{s}: {n}" for s, n in p["patients_by_source"].items())
+            if "skipped" in p:
+                rows.append(
+                    [esc(m["model"]), esc(cls), esc(patients), f"not run: {esc(p['skipped'])}", "", ""]
+                )
+            else:
+                rows.append(
+                    [
+                        esc(m["model"]),
+                        esc(cls),
+                        esc(patients),
+                        num(p["balanced_accuracy"]),
+                        num(p["chance"]),
+                        num(p["roc_auc"]),
+                    ]
+                )
+    return (
+        "<p>Within one class the disease is fixed; a linear model on the network's penultimate features that "
+        "still tells the sources apart (cross-validated by patient) shows the features carry the source.</p>"
+        + table(
+            ["model", "class", "patients by source", "balanced accuracy", "chance", "ROC AUC"], rows, left=3
+        )
+    )
+
+
+def model_cards_section(models: list[dict]) -> str:
+    return "".join(
+        f"<h3>{esc(m['model'])}</h3><p>{esc((m.get('model_card') or {}).get('intended_use'))}</p><ul>"
+        + "".join(
+            f"<li>{esc(note)}</li>" for note in (m.get("model_card") or {}).get("known_limitations", [])
+        )
+        + f"</ul><pre>{esc(json.dumps(m.get('model_card'), indent=1))}</pre>"
+        for m in models
+    )

@@ -1,0 +1,33 @@
+"""The report's summary: set kinds from the data, and the sentence on what survives."""
+
+from __future__ import annotations
+
+from jobs.evaluation.source_report import set_kind, survival_sentence
+
+
+def _row(kind: str, ci: list[float] | None, auc: float = 0.5) -> dict:
+    return {
+        "set": kind,
+        "kind": kind,
+        "macro_f1": 0.7,
+        "macro_f1_ci": ci,
+        "majority_class_macro_f1": 0.4,
+        "roc_auc": auc,
+    }
+
+
+def test_an_external_set_from_one_source_is_within_source():
+    assert set_kind({"dataset": {"counts": {"by_source": {"cohen": 40, "nih": 0}}}}) == "within-source"
+    assert set_kind({"dataset": {"counts": {"by_source": {"cohen": 40, "nih": 3}}}}) == "external"
+
+
+def test_the_sentence_follows_the_intervals():
+    internal, hidden = _row("internal", [0.6, 0.8]), _row("lungs hidden", [0.3, 0.5])
+    assert "does not clearly beat" in survival_sentence("m", [_row("internal", [0.35, 0.8]), hidden])
+    assert "readable outside the lungs" in survival_sentence(
+        "m", [internal, _row("lungs hidden", [0.5, 0.7])]
+    )
+    assert "still rank" in survival_sentence("m", [internal, _row("lungs hidden", [0.3, 0.5], auc=0.9)])
+    assert "survives outside" in survival_sentence("m", [internal, hidden, _row("external", [0.5, 0.9])])
+    assert "does not survive" in survival_sentence("m", [internal, hidden, _row("within-source", [0.2, 0.6])])
+    assert "unconfirmed" in survival_sentence("m", [internal, hidden])
