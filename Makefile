@@ -5,7 +5,7 @@ PY := .venv/bin/python
 SAMPLE ?= ../shared/data/cxr-sample
 EXPERIMENT ?= experiments/demo.json
 
-.PHONY: setup demo demo-container image test lint synth clean
+.PHONY: setup demo demo-container image test test-fast lint synth clean
 
 setup: .venv/.installed node_modules/.installed .venv-checkov/.installed
 
@@ -50,6 +50,10 @@ synth: setup
 
 test: setup lint synth
 	.venv/bin/pytest -q
+
+# The tests a developer runs often: no Spark session, no CDK synth, no container (under a minute).
+test-fast: setup
+	.venv/bin/pytest -q -m "not slow and not container"
 
 clean:
 	rm -rf runs cdk.out .pytest_cache

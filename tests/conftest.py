@@ -53,8 +53,25 @@ def small_dataset(spark, sample, tmp_path_factory) -> Path:
 _CONTAINER_SKIP = pytest.StashKey[str]()
 
 
+# A test is slow (left out by `make test-fast`) when it needs a Spark session or a CDK synth: found from
+# its fixtures and from the helpers its module uses, so a new such test is marked without anyone's help.
+SLOW_FIXTURES = {"spark"}
+SLOW_HELPERS = {"tests.cdk_support", "tests.sfn_support", "tests.contract_models", "tests.sagemaker_local"}
+
+
+def _uses_slow_helpers(module) -> bool:
+    return any(
+        getattr(value, "__module__", None) in SLOW_HELPERS or getattr(value, "__name__", None) in SLOW_HELPERS
+        for value in vars(module).values()
+    )
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """Container tests (marker ``container``) are left out, with one line, where no Docker engine can be had."""
+    """Marks slow tests; container tests (marker ``container``) are left out, with one line, where no
+    Docker engine can be had."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or _uses_slow_helpers(item.module):
+            item.add_marker(pytest.mark.slow)
     selected = [item for item in items if item.get_closest_marker("container")]
     if not selected:
         return

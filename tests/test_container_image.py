@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from jobs import containers, sagemaker_env
-from jobs.experiment import load_experiment
+from jobs.experiment import parse_experiment
 from jobs.pipeline_input import state_machine_input
+from jobs.sagemaker_env import WEIGHTS_CHANNEL
+from jobs.stage_weights import INDEX
 from tests.cdk_support import ROOT, synthesize
 from tests.sagemaker_local import (
     BASE_IMAGE,
@@ -59,13 +61,23 @@ def image() -> str:
 def job(small_dataset, tmp_path_factory):
     """The demo's execution input, the Map item of the small CNN, and S3 as local folders."""
     template = synthesize().template
-    payload = state_machine_input(load_experiment(ROOT / "experiments" / "demo.json"), run_id="r1", **S3)
+    # The demo with the one model these tests train: the report job then expects exactly its evaluation.
+    demo = json.loads((ROOT / "experiments" / "demo.json").read_text())
+    demo["training"]["models"] = [MODEL]
+    payload = state_machine_input(parse_experiment(demo), run_id="r1", **S3)
     (item,) = [i for i in map_items(template, payload) if i["item"]["model"] == MODEL]
     training = resolve(state(template, "Train")["Parameters"], item)
     s3_root = tmp_path_factory.mktemp("s3")
+    # The weights prefix as `cxr stage-weights` leaves it when no backbone file is staged (the demo's
+    # models start from random weights): its index only.
+    weights = s3_root / "weights"
+    weights.mkdir()
+    (weights / INDEX).write_text(json.dumps({"keras_notop": {}}))
+    (weights_channel,) = [c for c in training["InputDataConfig"] if c["ChannelName"] == WEIGHTS_CHANNEL]
     s3 = {
         payload["dataset"]["uri"]: small_dataset,
         training["CheckpointConfig"]["S3Uri"]: s3_root / "checkpoints",
+        weights_channel["DataSource"]["S3DataSource"]["S3Uri"]: weights,
     }
     return template, payload, item, training, s3
 
