@@ -8,13 +8,13 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from jobs import cloud
 from jobs.cli import main as cxr
 from jobs.experiment import etl_arguments, load_experiment
 from jobs.pipeline_input import etl_arguments_of, validate_state_machine_input
 from tests.cdk_support import definition, synthesize
+from tests.moto_support import mocked_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
@@ -35,14 +35,7 @@ STACK_TEMPLATE = {
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
+    with mocked_aws(monkeypatch, REGION):
         yield
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from jobs import cloud, preflight
 from jobs import stack_outputs as names
@@ -19,6 +18,7 @@ from jobs.sagemaker_env import WEIGHTS_CHANNEL, from_environ
 from jobs.stage_weights import INDEX, stage_weights, weights_key
 from jobs.training import weights
 from tests.cdk_support import synthesize
+from tests.moto_support import mocked_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -34,13 +34,7 @@ def deployed_settings() -> str:
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
+    with mocked_aws(monkeypatch, REGION):
         yield
 
 

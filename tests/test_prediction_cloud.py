@@ -9,12 +9,12 @@ import boto3
 import botocore.session
 import pytest
 from botocore.validate import validate_parameters
-from moto import mock_aws
 
 from jobs.cli import main as cxr
 from jobs.cloud import CloudError
 from jobs.prediction.cloud import approved_model_uri, processing_job_request
 from tests.cdk_support import resources, synthesize
+from tests.moto_support import mocked_aws
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -125,13 +125,7 @@ def test_role_reads_models_and_writes_only_predictions():
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
+    with mocked_aws(monkeypatch, REGION):
         yield
 
 
