@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from jobs.etl.labels import CLASSES, canonical_label
 from jobs.etl.settings import split_fractions_problem
 from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
+from jobs.evaluation.paper_figures import PAPER_EXPERIMENTS
 
 # The one list of model names; jobs.training.models builds each (a test keeps the two in step).
 MODEL_NAMES = ("resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn")
@@ -200,7 +201,7 @@ USUAL_LIMITS = {"learning_rate": 1.0, "epochs": 1000, "batch_size": 1024}
 class Experiment(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     description: str = ""
-    paper_reference: Literal["binary", "multiclass", "densenet121-three-stage"] | None = None
+    paper_reference: Literal[PAPER_EXPERIMENTS] | None = None  # type: ignore[valid-type]
     allow_unusual: bool = Field(
         False, description=f"accept values beyond the usual limits {USUAL_LIMITS} (training only)"
     )

@@ -9,6 +9,8 @@ import pytest
 
 from jobs.etl.settings import parse_settings
 from jobs.experiment import (
+    BUILTIN_SCHEDULES,
+    TASKS,
     ExperimentError,
     etl_arguments,
     evaluation_arguments,
@@ -141,3 +143,20 @@ def test_operating_rule_is_accepted_by_the_schema_exactly_when_evaluate_accepts_
     exp = parse_experiment(raw)
     args = parser().parse_args(evaluation_arguments(exp, model_dir="m", data="d", output="o"))
     assert args.operating_rule == rule
+
+
+def test_paper_references_have_one_owner():
+    """The schema and the report take the paper's experiments from one list; each recorded figure and
+    the three-stage schedule name one of them."""
+    from jobs.evaluation import report
+    from jobs.evaluation.paper_figures import PAPER_EXPERIMENTS, PAPER_FIGURES
+
+    assert set(PAPER_FIGURES) <= set(PAPER_EXPERIMENTS)
+    assert set(PAPER_EXPERIMENTS) - set(TASKS) <= set(BUILTIN_SCHEDULES)
+    with pytest.raises(SystemExit) as refused:
+        report.main(["folder", "--paper-reference=not-the-paper"])
+    assert refused.value.code == 2
+    raw = _raw()
+    raw["paper_reference"] = "not-the-paper"
+    with pytest.raises(ExperimentError, match="paper_reference"):
+        parse_experiment(raw)

@@ -9,6 +9,9 @@ and an unchecked number beside ours would mislead more than an empty cell.
 
 from __future__ import annotations
 
+# The paper's experiments an experiment file may name as its ``paper_reference`` (schema and report).
+PAPER_EXPERIMENTS = ("binary", "multiclass", "densenet121-three-stage")
+
 PAPER_FIGURES: dict[str, dict] = {
     # Binary task, best model: InceptionV3, accuracy 0.99 (paper's abstract; Table 1's best row).
     "binary": {"best": {"model": "inceptionv3", "accuracy": 0.99}},

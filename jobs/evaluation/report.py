@@ -22,7 +22,7 @@ from jobs.evaluation.html_parts import num as _n
 from jobs.evaluation.html_parts import table as _table
 from jobs.evaluation.html_parts import with_ci as _with_ci
 from jobs.evaluation.metrics import json_safe
-from jobs.evaluation.paper_figures import paper_accuracy, paper_headline
+from jobs.evaluation.paper_figures import PAPER_EXPERIMENTS, paper_accuracy, paper_headline
 from jobs.evaluation.source_report import (
     calibration_section,
     model_cards_section,
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment-name", help="the experiment's name (default: the folder's name)")
     p.add_argument(
         "--paper-reference",
-        choices=("binary", "multiclass", "densenet121-three-stage"),
+        choices=PAPER_EXPERIMENTS,
         help="the paper's experiment this one reproduces: its figures are shown beside ours",
     )
     p.add_argument(
