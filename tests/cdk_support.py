@@ -23,6 +23,16 @@ def cdk_context(**overrides: Any) -> dict[str, Any]:
 
 # The context switches that change the Task states' parameters or the template, all on at once (one more
 # synth instead of four): managed spot, jobs in the VPC, network isolation, EMR in-transit TLS.
+# The changed context the stack and prediction tests share (synthesize caches by context: one synth).
+VARIANT = {
+    "emrCoreInstanceCount": "3",
+    "useSpot": "true",
+    "networkIsolation": True,
+    "trainingInVpc": True,
+    "trainingInstanceType": "ml.g5.2xlarge",
+    "etlStepTimeoutMinutes": "45",
+}
+
 SWITCHES_ON = {
     "useSpot": True,
     "trainingInVpc": True,

@@ -7,7 +7,7 @@ import json
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from tests.cdk_support import all_states, definition, resources, synthesize
+from tests.cdk_support import VARIANT, all_states, definition, resources, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +28,7 @@ def states(synth) -> dict:
 @pytest.fixture(scope="module")
 def variant():
     """One more synth with changed context: 3 core nodes, spot, network isolation, VPC mode."""
-    return synthesize(
-        nag=False,
-        emrCoreInstanceCount="3",
-        useSpot="true",
-        networkIsolation=True,
-        trainingInVpc=True,
-        trainingInstanceType="ml.g5.2xlarge",
-        etlStepTimeoutMinutes="45",
-    )
+    return synthesize(nag=False, **VARIANT)
 
 
 def test_nag_packs_report_nothing_unacknowledged(synth):

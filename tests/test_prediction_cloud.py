@@ -13,7 +13,7 @@ from botocore.validate import validate_parameters
 from jobs.cli import main as cxr
 from jobs.cloud import CloudError
 from jobs.prediction.cloud import approved_model_uri, processing_job_request
-from tests.cdk_support import resources, synthesize
+from tests.cdk_support import VARIANT, resources, synthesize
 from tests.moto_support import mocked_aws
 
 REGION = "eu-west-1"
@@ -79,17 +79,7 @@ def test_request_is_valid_for_botocore_and_uses_the_stacks_key(job):
 
 def test_isolation_and_vpc_follow_the_training_settings():
     """With networkIsolation and trainingInVpc on, the prediction job gets both, like every training job."""
-    # the same overrides, in the same order, as test_infra_stack's variant: one cached synth for both
-    variant = deployed_job_settings(
-        synthesize(
-            nag=False,
-            emrCoreInstanceCount="3",
-            useSpot="true",
-            networkIsolation=True,
-            trainingInVpc=True,
-            trainingInstanceType="ml.g5.2xlarge",
-        ).template
-    )
+    variant = deployed_job_settings(synthesize(nag=False, **VARIANT).template)
     network = _request(variant)["NetworkConfig"]
     assert network["EnableNetworkIsolation"] is True
     assert network["VpcConfig"]["Subnets"] and network["VpcConfig"]["SecurityGroupIds"]
