@@ -6,6 +6,7 @@ one object, one key or one repository.
 
 from __future__ import annotations
 
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -99,4 +100,19 @@ def vpc_network_interfaces() -> iam.PolicyStatement:
             "ec2:DescribeSecurityGroups",
         ],
         resources=["*"],
+    )
+
+
+def sagemaker_logs(stack: Stack, log_groups: str, actions: tuple[str, ...] = ()) -> iam.PolicyStatement:
+    """Writing a SageMaker job's CloudWatch logs, in the log groups matching ``log_groups``."""
+    return iam.PolicyStatement(
+        actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", *actions],
+        resources=[
+            stack.format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=log_groups,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+        ],
     )

@@ -12,7 +12,7 @@ publishes them as one JSON output that ``jobs.prediction.cloud`` turns into the 
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CfnOutput, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -40,17 +40,7 @@ class BatchPrediction(Construct):
             access.use_key(storage.key),
             access.attach_volumes(storage.key),
             *access.pull_image(jobs.image.repository),
-            iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/ProcessingJobs*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            ),
+            access.sagemaker_logs(stack, "/aws/sagemaker/ProcessingJobs*"),
         ]
         if jobs.settings.trainingInVpc:
             statements.append(access.vpc_network_interfaces())

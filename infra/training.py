@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
@@ -85,22 +85,7 @@ class SageMakerJobs(Construct):
             access.use_key(storage.key),
             access.attach_volumes(storage.key),
             *access.pull_image(self.image.repository),
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="/aws/sagemaker/*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            ),
+            access.sagemaker_logs(stack, "/aws/sagemaker/*", ("logs:DescribeLogStreams",)),
             # PutMetricData has no resource-level permissions; the condition pins SageMaker's namespace.
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],

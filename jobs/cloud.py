@@ -104,7 +104,8 @@ def stack_outputs(stack: str = DEFAULT_STACK, region: str | None = None) -> Stac
     )
 
 
-def _md5(path: Path) -> str:
+def md5_of(path: Path) -> str:
+    """A file's MD5 in 1 MiB reads: what S3 stores as a single-part upload's ETag."""
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -136,7 +137,7 @@ def upload_data(
     sent = 0
     for number, path in enumerate(files, 1):
         key = "/".join(p for p in (prefix, path.relative_to(root).as_posix()) if p)
-        if remote.get(key) == (path.stat().st_size, _md5(path)):
+        if remote.get(key) == (path.stat().st_size, md5_of(path)):
             continue
         _call(
             lambda path=path, key=key: s3.put_object(

@@ -8,14 +8,13 @@ empty (SageMaker rejects a channel without objects), even for experiments with n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from jobs.cloud import CloudError, StackOutputs, _call, _client
+from jobs.cloud import CloudError, StackOutputs, _call, _client, md5_of
 from jobs.stack_outputs import WEIGHTS_PREFIX
 from jobs.training.weights import KERAS_WEIGHTS_URL, NOTOP_FILES, NOTOP_MD5
 
@@ -32,14 +31,6 @@ def download(url: str, target: Path) -> None:
     with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:  # noqa: S310 (https URL)
         while chunk := response.read(1 << 20):
             out.write(chunk)
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def staged_md5(s3, bucket: str, key: str) -> str | None:
