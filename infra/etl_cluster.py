@@ -1,4 +1,5 @@
-"""The ETL on a transient EMR cluster: create, run `cxr etl` as one step, terminate on success and on failure.
+"""The ETL on a transient EMR cluster: create, run `cxr etl` as one step for the dataset and one per
+external test set (each only when its manifest is missing), terminate on success and on failure.
 
 Step Functions does not terminate a cluster when an execution fails or is stopped: every task after
 the cluster exists catches all errors into a terminate step, and EMR's idle auto-termination is the
@@ -203,7 +204,12 @@ def _security_configuration(key_arn: str, certificates_uri: str) -> dict:
 
 
 class EmrEtl(Fragment):
-    """Create cluster -> ETL step -> terminate; any failure after creation -> terminate -> Fail."""
+    """Create cluster -> ETL step -> one step per missing external set -> terminate; any failure after
+    creation -> terminate -> Fail.
+
+    Reads what the pipeline found before: ``$.existingDataset.count`` (the dataset's manifest) and
+    ``$.externalDatasets.counts`` (each external set's, in the order of ``$.externals``).
+    """
 
     def __init__(
         self,
@@ -216,7 +222,15 @@ class EmrEtl(Fragment):
     ) -> None:
         super().__init__(scope, construct_id)
         create = self._create_cluster(settings, cluster, network)
-        step = self._run_step(settings)
+        step = self._run_step(settings, "RunEtlStep", "$.cluster.ClusterId", "$.etl.stepArguments", "cxr-etl")
+        external_step = self._run_step(
+            settings,
+            "RunExternalEtlStep",
+            "$.clusterId",
+            "$.external.etl.stepArguments",
+            sfn.JsonPath.format("cxr-etl-external-{}", sfn.JsonPath.string_at("$.external.name")),
+        )
+        external_steps = self._external_steps(external_step)
         terminate = self._terminate("TerminateCluster")
         terminate_after_failure = self._terminate("TerminateClusterAfterFailure")
         etl_failed = fail_with_cause(
@@ -247,21 +261,55 @@ class EmrEtl(Fragment):
         create.add_retry(
             errors=_CREATE_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
         )
-        for task in (step, terminate, terminate_after_failure):
+        for task in (step, external_step, terminate, terminate_after_failure):
             task.add_retry(
                 errors=_TRANSIENT_EMR_ERRORS, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0
             )
         # A cluster that fails to start terminates itself (bootstrap or provisioning failure).
         create.add_catch(start_failed, errors=["States.ALL"], result_path="$.error")
         step.add_catch(terminate_after_failure, errors=["States.ALL"], result_path="$.error")
+        # A failing external step fails its Map iteration, and with it the Map.
+        external_steps.add_catch(terminate_after_failure, errors=["States.ALL"], result_path="$.error")
         terminate_after_failure.add_catch(
             termination_failed, errors=["States.ALL"], result_path="$.terminationError"
         )
         terminate.add_catch(termination_failed, errors=["States.ALL"], result_path="$.terminationError")
         terminate_after_failure.next(etl_failed)
-        create.next(step).next(terminate)
+        build_dataset = (
+            sfn.Choice(self, "BuildDataset?")
+            .when(sfn.Condition.number_equals("$.existingDataset.count", 0), step)
+            .otherwise(external_steps)
+        )
+        step.next(external_steps)
+        create.next(build_dataset)
+        external_steps.next(terminate)
         self.bounds(create, [terminate])
-        self._tasks = (create, step, terminate, terminate_after_failure)
+        self._tasks = (create, step, external_step, terminate, terminate_after_failure)
+
+    def _external_steps(self, step: tasks.EmrAddStep) -> sfn.Map:
+        """``step`` for each external set whose manifest count is 0, one at a time (EMR runs one step
+        at a time anyway; a queued step would spend its timeout waiting)."""
+        each = sfn.Map(
+            self,
+            "RunExternalEtlSteps",
+            items_path="$.externals",
+            item_selector={
+                "external": sfn.JsonPath.string_at("$$.Map.Item.Value"),
+                "clusterId": sfn.JsonPath.string_at("$.cluster.ClusterId"),
+                "manifestCount": sfn.JsonPath.array_get_item(
+                    sfn.JsonPath.list_at("$.externalDatasets.counts"),
+                    sfn.JsonPath.number_at("$$.Map.Item.Index"),
+                ),
+            },
+            max_concurrency=1,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        each.item_processor(
+            sfn.Choice(self, "BuildExternalDataset?")
+            .when(sfn.Condition.number_equals("$.manifestCount", 0), step)
+            .otherwise(sfn.Pass(self, "ExternalDatasetExists"))
+        )
+        return each
 
     def _create_cluster(
         self, settings: PipelineSettings, cluster: EtlCluster, network: Network
@@ -329,15 +377,17 @@ class EmrEtl(Fragment):
             result_path="$.cluster",
         )
 
-    def _run_step(self, settings: PipelineSettings) -> tasks.EmrAddStep:
+    def _run_step(
+        self, settings: PipelineSettings, state_id: str, cluster_path: str, arguments_path: str, name: str
+    ) -> tasks.EmrAddStep:
         """`cxr etl` with the input's arguments, as one step; a failed step leaves the cluster to us."""
         return tasks.EmrAddStep(
             self,
-            "RunEtlStep",
-            cluster_id=sfn.JsonPath.string_at("$.cluster.ClusterId"),
-            name="cxr-etl",
+            state_id,
+            cluster_id=sfn.JsonPath.string_at(cluster_path),
+            name=name,
             jar="command-runner.jar",
-            args=sfn.JsonPath.list_at("$.etl.stepArguments"),
+            args=sfn.JsonPath.list_at(arguments_path),
             action_on_failure=tasks.ActionOnFailure.CONTINUE,
             result_path=sfn.JsonPath.DISCARD,
             # States.Timeout is caught like any failure, so a hung step ends with the cluster.

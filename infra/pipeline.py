@@ -1,5 +1,7 @@
-"""The state machine of one experiment run: validate -> ETL (unless the dataset exists) -> per-model
-training and evaluation (a Map) -> report. Its input is built by ``jobs.pipeline_input.state_machine_input``.
+"""The state machine of one experiment run: validate -> ETL of the dataset and of each external test set
+(those whose manifest is missing; no cluster when none is) -> data audit (when there are external sets)
+-> per-model training and evaluation (a Map) -> report. Its input is built by
+``jobs.pipeline_input.state_machine_input``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ class Pipeline(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         validate = ValidateInput(self, "Validate")
-        find_dataset = self._find_dataset(storage)
+        find_dataset = self._find_dataset(storage, "FindDataset", "$.existingDataset")
+        find_externals = self._find_external_datasets(storage)
         etl = EmrEtl(self, "Etl", settings=settings, cluster=cluster, network=network)
         per_model = self._per_model(settings, jobs)
+        audit = self._audit(jobs, per_model)
         report = jobs.report_state(self, "Report")
         report.add_catch(
             fail_with_cause(
@@ -52,24 +56,32 @@ class Pipeline(Construct):
         register = self.registry.register_state(self, "RegisterModels")
         per_model.next(report).next(register).next(sfn.Succeed(self, "Done"))
 
-        dataset_exists = (
-            sfn.Choice(self, "DatasetExists?")
-            .when(sfn.Condition.number_greater_than("$.existingDataset.count", 0), per_model)
+        datasets_exist = (
+            sfn.Choice(self, "DatasetsExist?")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.number_greater_than("$.existingDataset.count", 0),
+                    sfn.Condition.boolean_equals("$.externalDatasets.missing", False),
+                ),
+                audit,
+            )
             .otherwise(etl)
         )
-        etl.next(per_model)
+        etl.next(audit)
         self.log_group, self.state_machine = self._state_machine(
-            validate.next(find_dataset).next(dataset_exists), settings, storage
+            validate.next(find_dataset).next(find_externals).next(datasets_exist), settings, storage
         )
         jobs.grant_run_jobs(self.state_machine)
         self.registry.grant_register(self.state_machine)
         etl.restrict_permissions(self.state_machine)
 
-    def _find_dataset(self, storage: Storage) -> tasks.CallAwsService:
-        """Counts the objects at the dataset's manifest key: a finished ETL output is reused."""
+    def _find_dataset(
+        self, storage: Storage, state_id: str, result_path: str, output_path: str | None = None
+    ) -> tasks.CallAwsService:
+        """Counts the objects at ``$.dataset``'s manifest key: a finished ETL output is reused."""
         find_dataset = tasks.CallAwsService(
             self,
-            "FindDataset",
+            state_id,
             service="s3",
             action="listObjectsV2",
             parameters={
@@ -80,7 +92,8 @@ class Pipeline(Construct):
             iam_resources=[storage.datasets.bucket_arn],
             iam_action="s3:ListBucket",
             result_selector={"count.$": "$.KeyCount"},
-            result_path="$.existingDataset",
+            result_path=result_path,
+            output_path=output_path,
         )
         find_dataset.add_retry(
             errors=["S3.S3Exception", "S3.SdkClientException"],
@@ -89,6 +102,48 @@ class Pipeline(Construct):
             backoff_rate=2.0,
         )
         return find_dataset
+
+    def _find_external_datasets(self, storage: Storage) -> sfn.Map:
+        """The manifest count of each external set's dataset, in ``$.externalDatasets.counts`` (the order
+        of ``$.externals``), and ``$.externalDatasets.missing``: is any of them still to be built?"""
+        # Each iteration answers its count: the Map's result is the list of counts.
+        find = self._find_dataset(
+            storage, "FindExternalDataset", "$.existing", output_path="$.existing.count"
+        )
+        find_each = sfn.Map(
+            self,
+            "FindExternalDatasets",
+            items_path="$.externals",
+            result_selector={
+                "counts": sfn.JsonPath.entire_payload,
+                "missing": sfn.JsonPath.array_contains(sfn.JsonPath.entire_payload, 0),
+            },
+            result_path="$.externalDatasets",
+        )
+        find_each.item_processor(find)
+        return find_each
+
+    def _audit(self, jobs: SageMakerJobs, per_model: sfn.Map) -> sfn.Choice:
+        """With external sets, `cxr audit-data` before any training: a leak fails the run, as locally."""
+        audit = jobs.audit_state(self, "AuditData")
+        audit.add_catch(
+            fail_with_cause(
+                self,
+                "DataAuditFailed",
+                "The data audit of the dataset against the external test sets failed: a leak (shared "
+                "patients, files or near-duplicates; the LEAK lines are in CloudWatch "
+                "/aws/sagemaker/ProcessingJobs, job {}) or unreadable datasets. Cause: {}",
+                "$.audit.jobName",
+                "$.error.Cause",
+            ),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        return (
+            sfn.Choice(self, "ExternalSets?")
+            .when(sfn.Condition.is_present("$.externals[0]"), audit.next(per_model))
+            .otherwise(per_model)
+        )
 
     def _per_model(self, settings: PipelineSettings, jobs: SageMakerJobs) -> sfn.Map:
         """Train then evaluate each model, ``modelConcurrency`` at a time; one failure fails the run."""
@@ -102,6 +157,7 @@ class Pipeline(Construct):
                 "item.$": "$$.Map.Item.Value",
                 "datasetUri.$": "$.dataset.uri",
                 "evaluationArguments.$": "$.evaluation.arguments",
+                "dataInputs.$": "$.evaluation.processingInputs",
             },
             max_concurrency=settings.modelConcurrency,
             result_path=sfn.JsonPath.DISCARD,

@@ -24,15 +24,15 @@ from infra.settings import PipelineSettings
 from infra.storage import TEMPORARY_PREFIX, Storage
 from jobs.metric_lines import metric_definitions
 from jobs.pipeline_input import (
-    EVALUATION_DATASET_DIR,
     EVALUATION_MODEL_DIR,
     EVALUATION_OUTPUT_DIR,
     JOB_NAME_PREFIX,
     REPORT_DATASET_DIR,
     REPORT_EVALUATIONS_DIR,
     REPORT_OUTPUT_DIR,
+    processing_input,
 )
-from jobs.sagemaker_env import DATASET_CHANNEL, WEIGHTS_CHANNEL
+from jobs.sagemaker_env import AUDIT_OUTPUT_DIR, DATASET_CHANNEL, WEIGHTS_CHANNEL
 from jobs.stack_outputs import WEIGHTS_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,20 +170,47 @@ class SageMakerJobs(Construct):
             result_path="$.training",
         )
 
-    def evaluation_state(self, scope: Construct, construct_id: str) -> sfn.CustomState:
-        """`evaluate` on the trained model and the dataset; its output lands at ``$.item.evaluationUri``."""
-        return self._processing(
+    def evaluation_state(self, scope: Construct, construct_id: str) -> sfn.Chain:
+        """`evaluate` on the trained model, the dataset and each external set; its output lands at
+        ``$.item.evaluationUri``.
+
+        The execution input lists the data inputs (``$.dataInputs``: the dataset, then one per external
+        set, as many as the experiment has); the model's comes from the training job. Step Functions has
+        no array concatenation, so a Pass state puts the two lists side by side and the job's
+        ``ProcessingInputs`` flattens them with a ``[*]`` path (AWS's documented way to flatten arrays).
+        """
+        model = processing_input("model", EVALUATION_MODEL_DIR, "$.training.modelArtifact", s3_uri_path=True)
+        inputs = sfn.Pass(
+            scope,
+            f"{construct_id}Inputs",
+            parameters={"groups": [{"inputs": [model]}, {"inputs": sfn.JsonPath.list_at("$.dataInputs")}]},
+            result_path="$.processingInputs",
+        )
+        job = self._processing(
             scope,
             construct_id,
             name_path="$.item.evaluationJobName",
             entrypoint=["evaluate"],
             arguments_path="$.evaluationArguments",
-            inputs=[
-                ("model", "$.training.modelArtifact", EVALUATION_MODEL_DIR),
-                ("dataset", "$.datasetUri", EVALUATION_DATASET_DIR),
-            ],
+            inputs="$.processingInputs.groups[*].inputs[*]",
             output=("evaluation", "$.item.evaluationUri", EVALUATION_OUTPUT_DIR),
             instance_type=self.settings.evaluationInstanceType,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        return inputs.next(job)
+
+    def audit_state(self, scope: Construct, construct_id: str) -> sfn.CustomState:
+        """`cxr audit-data` of the dataset against the external sets, mounted as the evaluation mounts them;
+        exit code 1 (a leak) fails the job. Its report lands at ``$.audit.uri``."""
+        return self._processing(
+            scope,
+            construct_id,
+            name_path="$.audit.jobName",
+            entrypoint=["cxr"],
+            arguments_path="$.audit.arguments",
+            inputs="$.evaluation.processingInputs",
+            output=("audit", "$.audit.uri", AUDIT_OUTPUT_DIR),
+            instance_type=self.settings.reportInstanceType,
             result_path=sfn.JsonPath.DISCARD,
         )
 
@@ -196,11 +223,14 @@ class SageMakerJobs(Construct):
             entrypoint=["cxr"],
             arguments_path="$.report.arguments",
             inputs=[
-                ("evaluations", "$.report.evaluationsUri", REPORT_EVALUATIONS_DIR),
-                (
+                processing_input(
+                    "evaluations", REPORT_EVALUATIONS_DIR, "$.report.evaluationsUri", s3_uri_path=True
+                ),
+                processing_input(
                     "manifest",
-                    "States.Format('s3://{}/{}', $.dataset.bucket, $.dataset.manifestKey)",
                     REPORT_DATASET_DIR,
+                    "States.Format('s3://{}/{}', $.dataset.bucket, $.dataset.manifestKey)",
+                    s3_uri_path=True,
                 ),
             ],
             output=("report", "$.report.uri", REPORT_OUTPUT_DIR),
@@ -217,7 +247,7 @@ class SageMakerJobs(Construct):
         name_path: str,
         entrypoint: list[str],
         arguments_path: str,
-        inputs: list[tuple[str, str, str]],
+        inputs: list[dict[str, Any]] | str,
         output: tuple[str, str, str],
         instance_type: str,
         result_path: str,
@@ -238,19 +268,8 @@ class SageMakerJobs(Construct):
                 "ContainerEntrypoint": entrypoint,
                 "ContainerArguments.$": arguments_path,
             },
-            "ProcessingInputs": [
-                {
-                    "InputName": name,
-                    "S3Input": {
-                        "S3Uri.$": path,
-                        "LocalPath": local,
-                        "S3DataType": "S3Prefix",
-                        "S3InputMode": "File",
-                        "S3DataDistributionType": "FullyReplicated",
-                    },
-                }
-                for name, path, local in inputs
-            ],
+            # A JSONPath selects a list the execution builds; a list is the definition's own.
+            **({"ProcessingInputs.$": inputs} if isinstance(inputs, str) else {"ProcessingInputs": inputs}),
             "ProcessingOutputConfig": {
                 "Outputs": [
                     {

@@ -10,7 +10,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.fragment import Fragment
-from jobs.pipeline_input import INPUT_RULES, MODEL_RULES, InputRule
+from jobs.pipeline_input import EXTERNAL_RULES, INPUT_RULES, MODEL_RULES, InputRule
 
 INVALID_INPUT = "InvalidInput"
 
@@ -48,14 +48,19 @@ def rules_choice(scope: Construct, state_id: str, rules: tuple[InputRule, ...], 
 
 
 class ValidateInput(Fragment):
-    """Checks the execution input, then every element of ``models`` (a Map that starts nothing)."""
+    """Checks the execution input, then every element of ``models`` and of ``externals`` (Maps that
+    start nothing)."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         check_input = rules_choice(self, "ValidateInput", INPUT_RULES, "Invalid")
-        check_model = rules_choice(self, "ValidateModel", MODEL_RULES, "InvalidModel")
-        check_model.otherwise(sfn.Pass(self, "ModelValid"))
-        each_model = sfn.Map(self, "ValidateModels", items_path="$.models", result_path=sfn.JsonPath.DISCARD)
-        each_model.item_processor(check_model)
-        check_input.otherwise(each_model)
-        self.bounds(check_input, [each_model])
+        each_model = self._each(MODEL_RULES, "models", "Model")
+        each_external = self._each(EXTERNAL_RULES, "externals", "External")
+        check_input.otherwise(each_model.next(each_external))
+        self.bounds(check_input, [each_external])
+
+    def _each(self, rules: tuple[InputRule, ...], field: str, kind: str) -> sfn.Map:
+        check = rules_choice(self, f"Validate{kind}", rules, f"Invalid{kind}")
+        check.otherwise(sfn.Pass(self, f"{kind}Valid"))
+        each = sfn.Map(self, f"Validate{kind}s", items_path=f"$.{field}", result_path=sfn.JsonPath.DISCARD)
+        return each.item_processor(check)

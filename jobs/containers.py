@@ -70,7 +70,7 @@ def _containerised(step: Step) -> Step:
     for argument in arguments:
         if argument.startswith("--external="):  # an external test set: one more read-only input
             name, _, host = argument[len("--external=") :].partition("=")
-            inside[host] = f"{sagemaker_env.EVALUATION_EXTERNAL_DIR}/{name}"
+            inside[host] = sagemaker_env.external_dir(name)
             moved.append(f"--external={name}={inside[host]}")
     mounts = {host: (path, host != output) for host, path in inside.items()}
     return replace(step, command=docker_run(mounts, ["evaluate", *moved]))

@@ -391,6 +391,12 @@ def evaluation_arguments(
     ]
 
 
+def audit_arguments(dataset: str, externals: dict[str, str], report: str) -> list[str]:
+    """Arguments of ``cxr audit-data``: the experiment's dataset against each external test set's
+    (name -> location), the full report written to ``report``; run before any evaluation reads them."""
+    return [dataset, *(f"--against={uri}" for uri in externals.values()), f"--json={report}"]
+
+
 def report_arguments(exp: Experiment, *, evaluations: str, dataset: str, output: str) -> list[str]:
     """Arguments of ``cxr report``: a folder of per-model evaluations, the dataset (for its manifest)."""
     args = [

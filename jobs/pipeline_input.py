@@ -19,8 +19,10 @@ from jobs.experiment import (
     TASKS,
     Experiment,
     ExperimentError,
+    audit_arguments,
     etl_arguments,
     evaluation_arguments,
+    external_etl_arguments,
     is_absolute_uri,
     report_arguments,
     source_uris,
@@ -30,12 +32,14 @@ from jobs.experiment import (
 # Where SageMaker Processing mounts inputs and collects outputs; jobs.sagemaker_env owns every /opt/ml path
 # (these names stay importable from here for infra and tests).
 from jobs.sagemaker_env import (
+    AUDIT_OUTPUT_DIR,
     EVALUATION_DATASET_DIR,
     EVALUATION_MODEL_DIR,
     EVALUATION_OUTPUT_DIR,
     REPORT_DATASET_DIR,
     REPORT_EVALUATIONS_DIR,
     REPORT_OUTPUT_DIR,
+    external_dir,
 )
 
 INPUT_VERSION = 1
@@ -50,6 +54,8 @@ JOB_NAME_PREFIX = "cxr-"
 _RUN_ID = re.compile(r"^[0-9a-z](?:[0-9a-z-]{0,22}[0-9a-z])?$")
 _JOB_NAME_MAX = 63
 _EXECUTION_NAME_MAX = 80
+# CreateProcessingJob takes at most 10 ProcessingInputs; the evaluation also mounts the model and the dataset.
+MAX_EXTERNAL_SETS = 8
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,12 @@ INPUT_RULES: tuple[InputRule, ...] = (
         ("--source=*",),
     ),
     InputRule(
+        "Externals",
+        "$.externals",
+        "present",
+        f"input field 'externals' is missing (an empty list when the experiment has no external sets); {_FIX}",
+    ),
+    InputRule(
         "Models",
         "$.models[0]",
         "present",
@@ -136,6 +148,14 @@ INPUT_RULES: tuple[InputRule, ...] = (
         "string",
         f"input field 'evaluation.arguments' is missing; {_FIX}",
     ),
+    InputRule(
+        "EvaluationInputs",
+        "$.evaluation.processingInputs[0].S3Input.S3Uri",
+        "matches",
+        f"input field 'evaluation.processingInputs' is missing or does not start with the dataset's s3:// input; {_FIX}",
+        ("s3://*",),
+    ),
+    InputRule("AuditJob", "$.audit.jobName", "string", f"input field 'audit.jobName' is missing; {_FIX}"),
     InputRule("ReportJob", "$.report.jobName", "string", f"input field 'report.jobName' is missing; {_FIX}"),
     InputRule(
         "ReportUri",
@@ -189,6 +209,39 @@ MODEL_RULES: tuple[InputRule, ...] = (
     ),
 )
 
+# Checked on every element of ``externals`` (a Map in the cloud), before anything starts.
+EXTERNAL_RULES: tuple[InputRule, ...] = (
+    InputRule("Name", "$.name", "string", f"input field 'externals[].name' is missing; {_FIX}"),
+    InputRule(
+        "Bucket",
+        "$.dataset.bucket",
+        "string",
+        f"input field 'externals[].dataset.bucket' is missing; {_FIX}",
+    ),
+    InputRule(
+        "Manifest",
+        "$.dataset.manifestKey",
+        "matches",
+        f"input field 'externals[].dataset.manifestKey' is missing or does not end in /manifest.json; {_FIX}",
+        ("*/manifest.json",),
+    ),
+    InputRule(
+        "EtlCommand",
+        "$.etl.stepArguments[0]",
+        "equals",
+        f"input field 'externals[].etl.stepArguments' must start with {ETL_COMMAND}; {_FIX}",
+        (ETL_COMMAND,),
+    ),
+    InputRule(
+        "Sources",
+        "$.etl.stepArguments[1]",
+        "matches",
+        "input field 'externals[].etl.stepArguments' names no source: add sources to the experiment's "
+        "evaluation.external[].sources",
+        ("--source=*",),
+    ),
+)
+
 
 def new_run_id(now: datetime | None = None) -> str:
     """A run id that sorts by time and fits every name it goes into: ``YYYYMMDD-HHMMSS`` (UTC)."""
@@ -216,16 +269,67 @@ def _s3(uri: str, field: str) -> str:
     return uri.rstrip("/")
 
 
-def cloud_source_uris(exp: Experiment, raw_uri: str) -> list[str]:
-    """Each ETL source as an s3:// URI; relative ones resolve against the raw-data bucket."""
+def cloud_source_uris(exp: Experiment, raw_uri: str, external: str | None = None) -> list[str]:
+    """Each ETL source as an s3:// URI; relative ones resolve against the raw-data bucket.
+    ``external``: the sources of that external test set instead of the experiment's own."""
     raw_uri = _s3(raw_uri, "raw_uri")
-    for i, src in enumerate(exp.etl.sources):
+    etl, field = exp.etl, "etl.sources"
+    if external is not None:
+        names = [e.name for e in exp.evaluation.external]
+        etl, field = exp.external_etl(external), f"evaluation.external.{names.index(external)}.sources"
+    for i, src in enumerate(etl.sources):
         if is_absolute_uri(src.uri) and not src.uri.startswith("s3://"):
             raise ExperimentError(
-                f"experiment '{exp.name}': field 'etl.sources.{i}.uri' is {src.uri!r}, which the "
+                f"experiment '{exp.name}': field '{field}.{i}.uri' is {src.uri!r}, which the "
                 "cloud cannot read; use a path relative to the raw-data bucket or an s3:// URI"
             )
-    return source_uris(exp, raw_uri)
+    return source_uris(exp, raw_uri, etl)
+
+
+def _dataset_location(datasets_uri: str, key: str) -> dict[str, str]:
+    """An ETL output under ``<datasets_uri>/datasets/<key>``: its URI, bucket and manifest key."""
+    bucket, _, prefix = datasets_uri[len("s3://") :].partition("/")
+    dataset_prefix = "/".join(p for p in (prefix, "datasets", key) if p)
+    return {
+        "key": key,
+        "uri": f"s3://{bucket}/{dataset_prefix}",
+        "bucket": bucket,
+        "manifestKey": f"{dataset_prefix}/manifest.json",
+    }
+
+
+def processing_input(name: str, local_path: str, s3_uri: str, *, s3_uri_path: bool = False) -> dict[str, Any]:
+    """One CreateProcessingJob input: the S3 prefix copied to ``local_path`` before the job starts. The
+    state machine's own inputs select their URI with a JSONPath (``s3_uri_path``); the execution input's
+    are written out here."""
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri.$" if s3_uri_path else "S3Uri": s3_uri,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+        },
+    }
+
+
+def _externals(exp: Experiment, raw_uri: str, datasets_uri: str) -> list[dict[str, Any]]:
+    """Each external test set: its test-only dataset (keyed like the experiment's) and its EMR step."""
+    if len(exp.evaluation.external) > MAX_EXTERNAL_SETS:
+        raise ExperimentError(
+            f"experiment '{exp.name}': field 'evaluation.external' lists {len(exp.evaluation.external)} "
+            f"sets; the cloud evaluation job mounts at most {MAX_EXTERNAL_SETS}: split the experiment"
+        )
+    externals = []
+    for external in exp.evaluation.external:
+        dataset = _dataset_location(datasets_uri, exp.external_dataset_key(external.name))
+        sources = cloud_source_uris(exp, raw_uri, external.name)
+        arguments = external_etl_arguments(exp, external.name, sources, dataset["uri"])
+        externals.append(
+            {"name": external.name, "dataset": dataset, "etl": {"stepArguments": [ETL_COMMAND, *arguments]}}
+        )
+    return externals
 
 
 def state_machine_input(
@@ -241,15 +345,19 @@ def state_machine_input(
         raise ExperimentError(
             f"run id {run_id!r}: use 1-24 lower-case letters, digits and '-' (see new_run_id)"
         )
-    if exp.evaluation.external:
-        raise ExperimentError(
-            f"experiment '{exp.name}': field 'evaluation.external' is not supported in the "
-            "cloud pipeline yet; run it locally or remove the field"
-        )
     datasets_uri = _s3(datasets_uri, "datasets_uri")
-    bucket, _, prefix = datasets_uri[len("s3://") :].partition("/")
-    dataset_prefix = "/".join(p for p in (prefix, "datasets", exp.dataset_key()) if p)
-    dataset_uri = f"s3://{bucket}/{dataset_prefix}"
+    dataset = _dataset_location(datasets_uri, exp.dataset_key())
+    dataset_uri = dataset["uri"]
+    externals = _externals(exp, raw_uri, datasets_uri)
+    # The evaluation and the data audit mount the dataset and each external set at the same paths.
+    external_dirs = {e["name"]: external_dir(e["name"]) for e in externals}
+    data_inputs = [
+        processing_input("dataset", EVALUATION_DATASET_DIR, dataset_uri),
+        *(
+            processing_input(f"external-{e['name']}", external_dirs[e["name"]], e["dataset"]["uri"])
+            for e in externals
+        ),
+    ]
     run_uri = f"{_s3(artifacts_uri, 'artifacts_uri')}/runs/{exp.name}/{run_id}"
     tmp_uri = f"{_s3(artifacts_uri, 'artifacts_uri')}/tmp/checkpoints/{exp.name}/{run_id}"
     models = [
@@ -269,20 +377,29 @@ def state_machine_input(
         "experiment": exp.name,
         "runId": run_id,
         "task": exp.training.task,
-        "dataset": {
-            "key": exp.dataset_key(),
-            "uri": dataset_uri,
-            "bucket": bucket,
-            "manifestKey": f"{dataset_prefix}/manifest.json",
-        },
+        "dataset": dataset,
         "etl": {
             "stepArguments": [ETL_COMMAND, *etl_arguments(exp, cloud_source_uris(exp, raw_uri), dataset_uri)]
+        },
+        "externals": externals,
+        "audit": {
+            "jobName": _job_name(exp, run_id, "audit"),
+            "uri": f"{run_uri}/audit-data",
+            "arguments": [
+                "audit-data",
+                *audit_arguments(EVALUATION_DATASET_DIR, external_dirs, f"{AUDIT_OUTPUT_DIR}/audit.json"),
+            ],
         },
         "models": models,
         "evaluation": {
             "arguments": evaluation_arguments(
-                exp, model_dir=EVALUATION_MODEL_DIR, data=EVALUATION_DATASET_DIR, output=EVALUATION_OUTPUT_DIR
-            )
+                exp,
+                model_dir=EVALUATION_MODEL_DIR,
+                data=EVALUATION_DATASET_DIR,
+                output=EVALUATION_OUTPUT_DIR,
+                externals=external_dirs,
+            ),
+            "processingInputs": data_inputs,
         },
         "report": {
             "jobName": _job_name(exp, run_id, "report"),
@@ -344,7 +461,8 @@ def rule_holds(rule: InputRule, document: Any) -> bool:
 def validate_state_machine_input(payload: Any) -> list[str]:
     """Every problem the state machine's first states reject ``payload`` for (the first one fails it)."""
     problems = [rule.message for rule in INPUT_RULES if not rule_holds(rule, payload)]
-    models = payload.get("models") if isinstance(payload, dict) else None
-    for i, item in enumerate(models if isinstance(models, list) else []):
-        problems += [f"models[{i}]: {rule.message}" for rule in MODEL_RULES if not rule_holds(rule, item)]
+    for field, rules in (("models", MODEL_RULES), ("externals", EXTERNAL_RULES)):
+        items = payload.get(field) if isinstance(payload, dict) else None
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            problems += [f"{field}[{i}]: {rule.message}" for rule in rules if not rule_holds(rule, item)]
     return problems

@@ -21,6 +21,7 @@ from jobs import child_processes
 from jobs.atomic import write_text_atomically
 from jobs.experiment import (
     Experiment,
+    audit_arguments,
     etl_arguments,
     evaluation_arguments,
     external_etl_arguments,
@@ -70,6 +71,10 @@ class LocalLayout:
     def external_dataset(self, exp: Experiment, name: str) -> Path:
         return self.root / "datasets" / exp.external_dataset_key(name)
 
+    def external_datasets(self, exp: Experiment) -> dict[str, str]:
+        """Every external test set's dataset by name, in the experiment's order."""
+        return {e.name: str(self.external_dataset(exp, e.name)) for e in exp.evaluation.external}
+
     def experiment(self, exp: Experiment) -> Path:
         return self.root / "experiments" / exp.name
 
@@ -100,7 +105,7 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
     steps += externals_checked
     # Evaluations read the external sets too: their keys chain the audit's, which chains every dataset's.
     evaluation_data_key = externals_checked[-1].key if externals_checked else etl_key
-    externals = {e.name: str(layout.external_dataset(exp, e.name)) for e in exp.evaluation.external}
+    externals = layout.external_datasets(exp)
     for model in exp.training.models:
         model_dir = layout.model(exp, model)
         hyperparameters = hyperparameters_to_argv(training_hyperparameters(exp, model))
@@ -155,13 +160,13 @@ def external_steps(exp: Experiment, layout: LocalLayout, data_root: Path, etl_ke
             )
         )
     if steps:
-        dataset = layout.dataset(exp)
-        others = [f"--against={layout.external_dataset(exp, e.name)}" for e in exp.evaluation.external]
+        externals = layout.external_datasets(exp)
         audit = layout.experiment(exp) / "audit-data"
+        arguments = audit_arguments(str(layout.dataset(exp)), externals, str(audit / "audit.json"))
         steps.append(
             Step(
                 "audit-data",
-                [*cli, "audit-data", str(dataset), *others, f"--json={audit / 'audit.json'}"],
+                [*cli, "audit-data", *arguments],
                 audit / "audit.json",
                 " ".join([etl_key, *(step.key for step in steps)]),
             )

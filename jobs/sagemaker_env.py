@@ -37,6 +37,9 @@ EVALUATION_MODEL_DIR = f"{PROCESSING_ROOT}/model"
 EVALUATION_DATASET_DIR = f"{PROCESSING_ROOT}/dataset"
 EVALUATION_OUTPUT_DIR = f"{PROCESSING_ROOT}/evaluation"
 EVALUATION_EXTERNAL_DIR = f"{PROCESSING_ROOT}/external"  # one folder per external test set
+AUDIT_OUTPUT_DIR = (
+    f"{PROCESSING_ROOT}/audit"  # `cxr audit-data --json` of the dataset against the external sets
+)
 REPORT_EVALUATIONS_DIR = f"{PROCESSING_ROOT}/evaluations"
 REPORT_DATASET_DIR = f"{PROCESSING_ROOT}/dataset"
 REPORT_OUTPUT_DIR = f"{PROCESSING_ROOT}/report"
@@ -45,6 +48,11 @@ REPORT_OUTPUT_DIR = f"{PROCESSING_ROOT}/report"
 def channel_dir(name: str, root: str = DEFAULT_ROOT) -> str:
     """Where SageMaker puts a training channel (``root`` differs only for a local tree of that shape)."""
     return f"{root}/{DATA_DIR}/{name}"
+
+
+def external_dir(name: str) -> str:
+    """Where the evaluation and the data audit find external test set ``name``."""
+    return f"{EVALUATION_EXTERNAL_DIR}/{name}"
 
 
 class ContainerContractError(ValueError):

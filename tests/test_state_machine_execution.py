@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -9,11 +11,17 @@ from moto import mock_aws
 from jobs.experiment import parse_experiment
 from jobs.pipeline_input import state_machine_input, validate_state_machine_input
 from tests.cdk_support import executable_definition, synthesize
-from tests.sfn_support import Mocks, mocked_tasks, run_execution
+from tests.sfn_support import Mocks, mocked_tasks, recorded_task_calls, run_execution
 
 DATASETS_BUCKET = "cxr-datasets-test"
-EMR_STARTED = {"CreateCluster", "RunEtlStep", "TerminateCluster", "TerminateClusterAfterFailure"}
-JOBS = {"Train", "Evaluate", "Report"}
+EMR_STARTED = {
+    "CreateCluster",
+    "RunEtlStep",
+    "RunExternalEtlStep",
+    "TerminateCluster",
+    "TerminateClusterAfterFailure",
+}
+JOBS = {"AuditData", "Train", "Evaluate", "Report"}
 # moto refuses mocked errors named States.*; real `.sync` failures (States.TaskFailed) are caught alike.
 STEP_FAILED = ("EMR.StepFailed", "cxr etl: error: too few usable images")
 JOB_FAILED = ("SageMaker.TrainingJobFailed", "AlgorithmError: densenet121 ran out of memory")
@@ -24,8 +32,7 @@ def machine() -> dict:
     return executable_definition(synthesize().template)
 
 
-@pytest.fixture()
-def payload() -> dict:
+def _payload(external: list[dict] | None = None) -> dict:
     exp = parse_experiment(
         {
             "name": "moto-run",
@@ -34,6 +41,7 @@ def payload() -> dict:
                 "image_size": 64,
             },
             "training": {"task": "binary", "models": ["small_cnn", "densenet121"]},
+            "evaluation": {"external": external or []},
         }
     )
     return state_machine_input(
@@ -45,11 +53,29 @@ def payload() -> dict:
     )
 
 
+@pytest.fixture()
+def payload() -> dict:
+    return _payload()
+
+
+@pytest.fixture()
+def with_externals() -> dict:
+    """Two external test sets: another hospital's folders and an NIH subset."""
+    return _payload(
+        [
+            {"name": "hospital-b", "sources": [{"kind": "folders", "uri": "hospital-b"}]},
+            {"name": "nih-extra", "sources": [{"kind": "nih", "uri": "s3://elsewhere/nih"}]},
+        ]
+    )
+
+
 def _happy_mocks() -> Mocks:
     return Mocks(
         returns={
             "CreateCluster": {"ClusterId": "j-TESTCLUSTER"},
             "RunEtlStep": {"Step": {"Status": {"State": "COMPLETED"}}},
+            "RunExternalEtlStep": {"Step": {"Status": {"State": "COMPLETED"}}},
+            "AuditData": {"ProcessingJobName": "cxr-audit"},
             "TerminateCluster": {},
             "TerminateClusterAfterFailure": {},
             "Train": {
@@ -65,16 +91,37 @@ def _happy_mocks() -> Mocks:
     )
 
 
-def _execute(monkeypatch, machine, payload, mocks: Mocks, *, dataset_exists: bool = False):
+def _execute(
+    monkeypatch, machine, payload, mocks: Mocks, *, dataset_exists: bool = False, externals_exist=()
+):
+    """One execution; ``dataset_exists``: the dataset's manifest is there, ``externals_exist``: the names
+    of the external sets whose manifests are."""
     with (
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         mocked_tasks(monkeypatch, mocks),
     ):
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=DATASETS_BUCKET)
-        if dataset_exists:
-            s3.put_object(Bucket=DATASETS_BUCKET, Key=payload["dataset"]["manifestKey"], Body=b"{}")
+        manifests = [payload["dataset"]] if dataset_exists else []
+        manifests += [e["dataset"] for e in payload.get("externals", []) if e["name"] in externals_exist]
+        for dataset in manifests:
+            s3.put_object(Bucket=dataset["bucket"], Key=dataset["manifestKey"], Body=b"{}")
         return run_execution(boto3.client("stepfunctions", region_name="us-east-1"), machine, payload)
+
+
+def _external_steps(monkeypatch, machine, payload, mocks: Mocks, **existing) -> tuple[object, list[str]]:
+    """The run, and the external sets whose ETL step it started (by the step's evaluated arguments)."""
+    with recorded_task_calls(monkeypatch) as calls:
+        run = _execute(monkeypatch, machine, payload, mocks, **existing)
+    outputs = {e["dataset"]["uri"]: e["name"] for e in payload["externals"]}
+    built = [
+        outputs[arg.removeprefix("--output=")]
+        for c in calls
+        if c.state == "RunExternalEtlStep"
+        for arg in c.parameters["Step"]["HadoopJarStep"]["Args"]
+        if arg.startswith("--output=")
+    ]
+    return run, built
 
 
 def test_happy_path_runs_etl_then_each_model_then_report(monkeypatch, machine, payload):
@@ -90,6 +137,76 @@ def test_happy_path_runs_etl_then_each_model_then_report(monkeypatch, machine, p
     )
     assert run.entered.count("Train") == run.entered.count("Evaluate") == len(payload["models"])
     assert run.entered[-1] == "Done"
+    assert "RunExternalEtlStep" not in run.entered and "AuditData" not in run.entered
+
+
+def test_external_sets_are_built_on_the_same_cluster_then_audited_before_training(
+    monkeypatch, machine, with_externals
+):
+    """Nothing exists: the dataset's step, then each external set's, terminate, the audit, then the models."""
+    run, built = _external_steps(monkeypatch, machine, with_externals, _happy_mocks())
+    assert run.status == "SUCCEEDED", run.cause
+    assert built == ["hospital-b", "nih-extra"] and run.entered.count("CreateCluster") == 1
+    assert (
+        run.entered.index("RunEtlStep")
+        < run.entered.index("RunExternalEtlStep")
+        < run.entered.index("TerminateCluster")
+        < run.entered.index("AuditData")
+        < run.entered.index("Train")
+    )
+
+
+def test_only_missing_external_sets_are_built(monkeypatch, machine, with_externals):
+    """The dataset and one external set exist: a cluster for the other set only, no dataset step."""
+    run, built = _external_steps(
+        monkeypatch,
+        machine,
+        with_externals,
+        _happy_mocks(),
+        dataset_exists=True,
+        externals_exist={"hospital-b"},
+    )
+    assert run.status == "SUCCEEDED", run.cause
+    assert built == ["nih-extra"] and "RunEtlStep" not in run.entered
+    assert run.entered.index("TerminateCluster") < run.entered.index("AuditData")
+
+
+def test_every_dataset_present_skips_the_cluster_but_not_the_audit(monkeypatch, machine, with_externals):
+    """All manifests exist: no cluster at all; the audit still runs before training."""
+    run = _execute(
+        monkeypatch,
+        machine,
+        with_externals,
+        _happy_mocks(),
+        dataset_exists=True,
+        externals_exist={"hospital-b", "nih-extra"},
+    )
+    assert run.status == "SUCCEEDED", run.cause
+    assert not EMR_STARTED & set(run.entered)
+    assert run.entered.index("AuditData") < run.entered.index("Train")
+
+
+def test_failing_external_step_terminates_the_cluster_and_fails(monkeypatch, machine, with_externals):
+    """An external set's ETL step fails: the cluster is terminated, no job starts, EtlFailed names it."""
+    mocks = _happy_mocks()
+    del mocks.returns["RunExternalEtlStep"]
+    mocks.throws["RunExternalEtlStep"] = STEP_FAILED
+    run = _execute(monkeypatch, machine, with_externals, mocks, dataset_exists=True)
+    assert (run.status, run.error) == ("FAILED", "EtlFailed")
+    assert "TerminateClusterAfterFailure" in run.entered and "TerminateCluster" not in run.entered
+    assert not JOBS & set(run.entered)
+    assert "j-TESTCLUSTER" in run.cause and STEP_FAILED[1] in run.cause
+
+
+def test_a_leak_found_by_the_audit_fails_before_any_training(monkeypatch, machine, with_externals):
+    """`cxr audit-data` exits 1 (a leak): the run fails with DataAuditFailed, naming the job; nothing trains."""
+    mocks = _happy_mocks()
+    del mocks.returns["AuditData"]
+    mocks.throws["AuditData"] = ("SageMaker.ProcessingJobFailed", "AlgorithmError: ExitCode 1")
+    run = _execute(monkeypatch, machine, with_externals, mocks)
+    assert (run.status, run.error) == ("FAILED", "DataAuditFailed")
+    assert not {"Train", "Evaluate", "Report"} & set(run.entered)
+    assert with_externals["audit"]["jobName"] in run.cause and "ExitCode 1" in run.cause
 
 
 def test_existing_dataset_skips_the_cluster(monkeypatch, machine, payload):
@@ -143,13 +260,19 @@ def test_one_failing_training_job_fails_the_run_after_the_cluster_is_gone(monkey
         pytest.param(lambda p: p.update(task="segmentation"), id="unknown-task"),
         pytest.param(lambda p: p.pop("dataset"), id="missing-dataset"),
         pytest.param(lambda p: p["etl"]["stepArguments"].__delitem__(slice(1, 3)), id="missing-sources"),
+        pytest.param(lambda p: p.pop("externals"), id="missing-externals"),
+        pytest.param(
+            lambda p: p["externals"][1]["etl"]["stepArguments"].__setitem__(0, "/bin/sh"),
+            id="external-command",
+        ),
+        pytest.param(lambda p: p["externals"][0]["dataset"].pop("manifestKey"), id="external-manifest"),
     ],
 )
-def test_invalid_input_fails_first_with_the_validator_message(monkeypatch, machine, payload, change):
+def test_invalid_input_fails_first_with_the_validator_message(monkeypatch, machine, with_externals, change):
     """A bad input fails in the validation states with the Python validator's first message."""
-    change(payload)
-    expected = validate_state_machine_input(payload)
-    run = _execute(monkeypatch, machine, payload, _happy_mocks())
+    change(with_externals)
+    expected = validate_state_machine_input(with_externals)
+    run = _execute(monkeypatch, machine, with_externals, _happy_mocks())
     assert (run.status, run.error) == ("FAILED", "InvalidInput")
-    assert run.cause == expected[0].removeprefix("models[1]: ")
+    assert run.cause == re.sub(r"^\w+\[\d+\]: ", "", expected[0])
     assert not (EMR_STARTED | JOBS | {"FindDataset"}) & set(run.entered)
