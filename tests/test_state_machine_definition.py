@@ -31,19 +31,29 @@ def _emr_tasks(states: dict) -> dict:
     return {n: s for n, s in states.items() if s["Type"] == "Task" and ":elasticmapreduce:" in s["Resource"]}
 
 
+def _enclosing(states: dict, name: str) -> dict:
+    """The state that catches for ``name``: the Map holding it (a Catch cannot leave a Map), else itself."""
+    for state in states.values():
+        if name in (state.get("ItemProcessor") or {}).get("States", {}):
+            return state
+    return states[name]
+
+
 def test_every_emr_task_after_creation_catches_all_into_termination(states):
-    """Each EMR task but creation and termination catches States.ALL into TerminateClusterAfterFailure."""
+    """Each EMR task but creation and termination catches States.ALL into TerminateClusterAfterFailure,
+    itself or through the Map it runs in (the external sets' steps)."""
     working = {
         n: s
         for n, s in _emr_tasks(states).items()
         if n != "CreateCluster" and "terminateCluster" not in s["Resource"]
     }
-    assert working, "no EMR step task found"
-    for name, state in working.items():
-        catches = state.get("Catch", [])
+    assert {"RunEtlStep", "RunExternalEtlStep"} <= set(working)
+    for name in working:
+        catches = _enclosing(states, name).get("Catch", [])
         assert [c["Next"] for c in catches if "States.ALL" in c["ErrorEquals"]] == [
             "TerminateClusterAfterFailure"
         ], name
+    assert "Catch" not in states["RunExternalEtlStep"] and states["RunExternalEtlSteps"]["Type"] == "Map"
 
 
 def test_termination_after_failure_ends_in_a_fail_state(states):
@@ -68,7 +78,7 @@ def test_every_emr_and_sagemaker_task_retries_transient_errors(states):
         for n, s in states.items()
         if s["Type"] == "Task" and (":sagemaker:" in s["Resource"] or ":elasticmapreduce:" in s["Resource"])
     }
-    assert len(tasks) == 8
+    assert len(tasks) == 10
     for name, state in tasks.items():
         (retry,) = state["Retry"]
         assert retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, name
@@ -87,7 +97,8 @@ def test_models_run_in_a_map_with_the_context_concurrency(states):
         and mapped["MaxConcurrency"] == concurrency
     )
     processor = mapped["ItemProcessor"]
-    assert processor["StartAt"] == "Train" and processor["States"]["Train"]["Next"] == "Evaluate"
+    assert processor["StartAt"] == "Train" and processor["States"]["Train"]["Next"] == "EvaluateInputs"
+    assert processor["States"]["EvaluateInputs"]["Next"] == "Evaluate"
     assert mapped["Next"] == "Report"
 
 
@@ -95,7 +106,20 @@ def test_input_is_validated_before_anything_starts(machine, states):
     """The first state is the input Choice; every path to a task goes through the per-model validation Map."""
     assert machine["StartAt"] == "ValidateInput"
     assert states["ValidateInput"]["Default"] == "ValidateModels"
-    assert states["ValidateModels"]["Next"] == "FindDataset"
+    assert states["ValidateModels"]["Next"] == "ValidateExternals"
+    assert states["ValidateExternals"]["Next"] == "FindDataset"
+
+
+def test_data_audit_runs_before_any_training_and_only_with_external_sets(states):
+    """Both ways from the ETL decision reach training through ExternalSets?, which audits when
+    ``$.externals`` has an element; a failing audit fails the run."""
+    assert states["TerminateCluster"]["Next"] == "ExternalSets?"
+    assert [c["Next"] for c in states["DatasetsExist?"]["Choices"]] == ["ExternalSets?"]
+    (audit_rule,) = states["ExternalSets?"]["Choices"]
+    assert audit_rule == {"Variable": "$.externals[0]", "IsPresent": True, "Next": "AuditData"}
+    assert states["ExternalSets?"]["Default"] == states["AuditData"]["Next"] == "TrainAndEvaluateModels"
+    (catch,) = states["AuditData"]["Catch"]
+    assert states[catch["Next"]]["Type"] == "Fail"
 
 
 def test_definition_matches_the_snapshot(machine):

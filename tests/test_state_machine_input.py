@@ -12,6 +12,7 @@ from jobs.experiment import (
     ExperimentError,
     etl_arguments,
     evaluation_arguments,
+    external_etl_arguments,
     parse_experiment,
     training_hyperparameters,
 )
@@ -22,6 +23,7 @@ from jobs.pipeline_input import (
     EVALUATION_MODEL_DIR,
     EVALUATION_OUTPUT_DIR,
     INPUT_RULES,
+    MAX_EXTERNAL_SETS,
     cloud_source_uris,
     etl_arguments_of,
     execution_name,
@@ -29,6 +31,7 @@ from jobs.pipeline_input import (
     state_machine_input,
     validate_state_machine_input,
 )
+from jobs.sagemaker_env import AUDIT_OUTPUT_DIR, EVALUATION_EXTERNAL_DIR
 
 RUN = "20260101-120000"
 LOCATIONS = {
@@ -51,6 +54,18 @@ def experiment():
             "training": {"task": "binary", "models": ["resnet50", "small_cnn"]},
         }
     )
+
+
+EXTERNALS = [
+    {"name": "hospital-b", "sources": [{"kind": "folders", "uri": "hospital-b/"}]},
+    {"name": "nih_2020", "sources": [{"kind": "nih", "uri": "s3://other/nih-2020"}]},
+]
+
+
+def _with_externals(experiment, externals=EXTERNALS):
+    raw = experiment.model_dump(mode="json")
+    raw["evaluation"]["external"] = externals
+    return parse_experiment(raw)
 
 
 def test_input_carries_the_local_runners_arguments_exactly(experiment):
@@ -169,3 +184,99 @@ def test_metric_lines_refuse_unknown_names_and_non_finite_values():
         format_metric_line("f1", 0.5)
     with pytest.raises(ValueError, match="not a finite number"):
         format_metric_line("val_loss", float("nan"))
+
+
+def test_external_sets_are_carried_with_their_own_dataset_and_etl_step(experiment):
+    """Each external set: a test-only dataset keyed like the local run's, under datasets/, and its EMR step
+    with the local runner's arguments (sources resolved against the raw bucket like the dataset's)."""
+    exp = _with_externals(experiment)
+    payload = state_machine_input(exp, **LOCATIONS)
+    assert [e["name"] for e in payload["externals"]] == ["hospital-b", "nih_2020"]
+    sources = {"hospital-b": ["s3://raw-bucket/hospital-b"], "nih_2020": ["s3://other/nih-2020"]}
+    for external in payload["externals"]:
+        key = exp.external_dataset_key(external["name"])
+        assert key != exp.dataset_key()
+        assert external["dataset"] == {
+            "key": key,
+            "uri": f"s3://datasets-bucket/datasets/{key}",
+            "bucket": "datasets-bucket",
+            "manifestKey": f"datasets/{key}/manifest.json",
+        }
+        assert external["etl"]["stepArguments"] == [
+            ETL_COMMAND,
+            *external_etl_arguments(
+                exp, external["name"], sources[external["name"]], external["dataset"]["uri"]
+            ),
+        ]
+        assert "--test-only" in external["etl"]["stepArguments"]
+    assert validate_state_machine_input(payload) == []
+
+
+def test_evaluation_and_audit_read_the_external_sets_where_the_job_mounts_them(experiment):
+    """The evaluation's --external and the audit's --against point at the ProcessingInputs' LocalPaths,
+    and each of those inputs copies that set's dataset."""
+    exp = _with_externals(experiment)
+    payload = state_machine_input(exp, **LOCATIONS)
+    inside = {e["name"]: f"{EVALUATION_EXTERNAL_DIR}/{e['name']}" for e in payload["externals"]}
+    assert payload["evaluation"]["arguments"] == evaluation_arguments(
+        exp,
+        model_dir=EVALUATION_MODEL_DIR,
+        data=EVALUATION_DATASET_DIR,
+        output=EVALUATION_OUTPUT_DIR,
+        externals=inside,
+    )
+    mounted = {
+        i["S3Input"]["LocalPath"]: i["S3Input"]["S3Uri"] for i in payload["evaluation"]["processingInputs"]
+    }
+    expected = {EVALUATION_DATASET_DIR: payload["dataset"]["uri"]}
+    expected |= {inside[e["name"]]: e["dataset"]["uri"] for e in payload["externals"]}
+    assert mounted == expected
+    names = [i["InputName"] for i in payload["evaluation"]["processingInputs"]]
+    assert len(set(names)) == len(names) and "model" not in names
+    assert payload["audit"]["arguments"] == [
+        "audit-data",
+        EVALUATION_DATASET_DIR,
+        *(f"--against={inside[name]}" for name in ("hospital-b", "nih_2020")),
+        f"--json={AUDIT_OUTPUT_DIR}/audit.json",
+    ]
+    assert payload["audit"]["uri"].startswith("s3://artifacts-bucket/runs/paper-binary/")
+
+
+def test_without_external_sets_the_input_has_an_empty_list_and_only_the_dataset_input(experiment):
+    payload = state_machine_input(experiment, **LOCATIONS)
+    assert payload["externals"] == []
+    assert [i["InputName"] for i in payload["evaluation"]["processingInputs"]] == ["dataset"]
+    assert not any(a.startswith("--external=") for a in payload["evaluation"]["arguments"])
+
+
+def test_external_sources_on_local_disks_and_too_many_sets_are_refused(experiment):
+    """A local path in an external set names its own field; more sets than a processing job mounts fail."""
+    local = _with_externals(
+        experiment, [EXTERNALS[0], {"name": "mine", "sources": [{"kind": "folders", "uri": "/data/x"}]}]
+    )
+    with pytest.raises(ExperimentError, match=r"evaluation\.external\.1\.sources\.0\.uri"):
+        state_machine_input(local, **LOCATIONS)
+    many = [
+        {"name": f"set{i}", "sources": [{"kind": "folders", "uri": f"s{i}"}]}
+        for i in range(MAX_EXTERNAL_SETS + 1)
+    ]
+    with pytest.raises(ExperimentError, match=r"field 'evaluation\.external' lists 9 sets"):
+        state_machine_input(_with_externals(experiment, many), **LOCATIONS)
+    assert state_machine_input(_with_externals(experiment, many[:-1]), **LOCATIONS)["externals"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda p: p.pop("externals"), "'externals' is missing"),
+        (lambda p: p["externals"][1]["etl"]["stepArguments"].__setitem__(0, "/bin/sh"), "externals[1]: "),
+        (lambda p: p["externals"][0]["dataset"].update(manifestKey="x"), "externals[0]: "),
+        (lambda p: p["audit"].pop("jobName"), "'audit.jobName'"),
+        (lambda p: p["evaluation"].update(processingInputs=[]), "'evaluation.processingInputs'"),
+    ],
+)
+def test_validator_names_the_broken_external_field(experiment, change, field):
+    payload = copy.deepcopy(state_machine_input(_with_externals(experiment), **LOCATIONS))
+    change(payload)
+    problems = validate_state_machine_input(payload)
+    assert problems and field in problems[0], problems
