@@ -16,13 +16,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from jobs.experiment import load_experiment
-from jobs.pipeline_input import state_machine_input
+from jobs.experiment import Experiment, load_experiment, parse_experiment
+from jobs.pipeline_input import MAX_EXTERNAL_SETS, state_machine_input
 from tests.aws_models import deployed_definition_text, request_problems
 from tests.cdk_support import ROOT, SWITCHES_ON, all_states, synthesize
 from tests.sfn_support import Mocks, TaskCall, mocked_tasks, recorded_task_calls, run_execution
 
-EXPERIMENTS = sorted(path.stem for path in (ROOT / "experiments").glob("*.json"))
+SHIPPED = sorted(path.stem for path in (ROOT / "experiments").glob("*.json"))
+# The demo with as many external test sets as the evaluation job can mount (MAX_EXTERNAL_SETS): every
+# external ETL step, the audit job and the longest ProcessingInputs list are checked too.
+WITH_EXTERNALS = "demo+external-sets"
+EXPERIMENTS = [*SHIPPED, WITH_EXTERNALS]
 VARIANTS = {"cdk.json": {}, "spot+vpc+isolation+tls": SWITCHES_ON}
 BUCKETS = {"raw_uri": "s3://cxr-raw-123456789012", "artifacts_uri": "s3://cxr-artifacts-123456789012"}
 DATASETS_BUCKET = "cxr-datasets-123456789012"
@@ -30,8 +34,10 @@ DATASETS_BUCKET = "cxr-datasets-123456789012"
 RESULTS = {
     "CreateCluster": {"ClusterId": "j-1K48XXXXXXHCB"},
     "RunEtlStep": {"Step": {"Id": "s-2CY3XXXXXXKT", "Status": {"State": "COMPLETED"}}},
+    "RunExternalEtlStep": {"Step": {"Id": "s-3DZ4XXXXXXLU", "Status": {"State": "COMPLETED"}}},
     "TerminateCluster": {},
     "TerminateClusterAfterFailure": {},
+    "AuditData": {"ProcessingJobName": "cxr-paper-binary-20260101-120000-audit"},
     "Train": {
         "TrainingJobName": "cxr-paper-binary-20260101-120000-train-resnet50",
         "ModelArtifacts": {
@@ -61,6 +67,18 @@ def _run(definition: dict, payload: dict, mocks: Mocks) -> list[TaskCall]:
     return list(calls)
 
 
+def _experiment(name: str) -> Experiment:
+    if name != WITH_EXTERNALS:
+        return load_experiment(ROOT / "experiments" / f"{name}.json")
+    raw = json.loads((ROOT / "experiments" / "demo.json").read_text())
+    kinds = ["folders", "cohen", "nih"]
+    raw["evaluation"]["external"] = [
+        {"name": f"hospital-{i}", "sources": [{"kind": kinds[i % 3], "uri": f"external/hospital-{i}"}]}
+        for i in range(MAX_EXTERNAL_SETS)
+    ]
+    return parse_experiment(raw)
+
+
 @pytest.fixture(scope="module")
 def task_calls() -> dict[tuple[str, str], list[TaskCall]]:
     """Per (variant, experiment): the calls of a run that builds the dataset, plus one whose ETL step fails."""
@@ -68,7 +86,7 @@ def task_calls() -> dict[tuple[str, str], list[TaskCall]]:
     for variant in VARIANTS:
         definition = json.loads(deployed_definition_text(_synth(variant).template))
         for name in EXPERIMENTS:
-            exp = load_experiment(ROOT / "experiments" / f"{name}.json")
+            exp = _experiment(name)
             payload = state_machine_input(
                 exp, datasets_uri=f"s3://{DATASETS_BUCKET}", run_id="20260101-120000", **BUCKETS
             )
@@ -155,3 +173,17 @@ def test_cluster_carries_the_tag_its_managed_service_policy_requires(task_calls)
     """AmazonEMRServicePolicy_v2 acts only on clusters tagged for-use-with-amazon-emr-managed-policies=true."""
     create = next(c for c in task_calls["cdk.json", "paper-binary"] if c.state == "CreateCluster")
     assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in create.parameters["Tags"]
+
+
+def test_external_sets_reach_their_steps_the_audit_and_the_evaluation(task_calls):
+    """One EMR step per external set; the audit and each evaluation mount all of them (10 inputs, the
+    most CreateProcessingJob takes), so an eleventh would be refused."""
+    calls = task_calls["cdk.json", WITH_EXTERNALS]
+    assert sum(c.state == "RunExternalEtlStep" for c in calls) == MAX_EXTERNAL_SETS
+    evaluate = next(c for c in calls if c.state == "Evaluate")
+    audit = next(c for c in calls if c.state == "AuditData")
+    assert len(evaluate.parameters["ProcessingInputs"]) == MAX_EXTERNAL_SETS + 2
+    assert evaluate.parameters["ProcessingInputs"][1:] == audit.parameters["ProcessingInputs"]
+    more = copy.deepcopy(evaluate.parameters)
+    more["ProcessingInputs"].append({**more["ProcessingInputs"][-1], "InputName": "one-too-many"})
+    assert any("above the maximum 10" in p for p in request_problems(evaluate.resource, more))
