@@ -2,8 +2,8 @@
 everything a run needs that only the account can tell, each missing item named with the command that
 fixes it. Without it a new account learns of a 0 quota after the Map has retried for 15 minutes.
 
-Checks: the stack's outputs, the training image in ECR, the staged ImageNet weights, the raw data (only
-when the ETL has to run), and the Service Quotas of the instances the run starts at once.
+Checks: the stack's outputs, the training image in ECR, the staged ImageNet weights, the raw data of the
+dataset and of each external test set (only of those the ETL has to build), and the Service Quotas of the instances the run starts at once.
 """
 
 from __future__ import annotations
@@ -139,6 +139,19 @@ def _exists(s3: Any, bucket: str, prefix: str) -> bool:
     return bool(s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
 
 
+def raw_data_check(s3: Any, uri: str) -> Check:
+    """A source the ETL will read: at least one object under its prefix."""
+    source_bucket, _, prefix = uri[len("s3://") :].partition("/")
+    prefix = prefix.rstrip("/")
+    ok = _exists(s3, source_bucket, f"{prefix}/" if prefix else "")
+    return Check(
+        f"raw data {uri}",
+        ok,
+        "present" if ok else "no objects under it",
+        "" if ok else "cxr upload-data --data-root DIR   (DIR holds the sources' folders, e.g. cohen/ nih/)",
+    )
+
+
 def image_check(ecr: Any, image_uri: str) -> Check:
     repository, _, tag = image_uri.split("/", 1)[-1].partition(":")
     try:
@@ -200,27 +213,22 @@ def preflight(
             )
 
     payload = execution_input(exp, outputs, run_id="preflight")
-    dataset = payload["dataset"]
-    etl = not _exists(s3, dataset["bucket"], dataset["manifestKey"])
-    if etl:
-        for uri in cloud_source_uris(exp, f"s3://{outputs.raw_bucket}"):
-            source_bucket, _, prefix = uri[len("s3://") :].partition("/")
-            prefix = prefix.rstrip("/")
-            ok = _exists(s3, source_bucket, f"{prefix}/" if prefix else "")
+    raw = f"s3://{outputs.raw_bucket}"
+    # The dataset, then each external test set: the raw data only of those the ETL has to build.
+    datasets = [("dataset", payload["dataset"], cloud_source_uris(exp, raw))]
+    datasets += [
+        (f"external test set {e['name']}", e["dataset"], cloud_source_uris(exp, raw, e["name"]))
+        for e in payload["externals"]
+    ]
+    etl = False
+    for name, dataset, uris in datasets:
+        if _exists(s3, dataset["bucket"], dataset["manifestKey"]):
             checks.append(
-                Check(
-                    f"raw data {uri}",
-                    ok,
-                    "present" if ok else "no objects under it",
-                    ""
-                    if ok
-                    else "cxr upload-data --data-root DIR   (DIR holds the sources' folders, e.g. cohen/ nih/)",
-                )
+                Check(name, True, f"s3://{dataset['bucket']}/{dataset['manifestKey']} exists: no ETL")
             )
-    else:
-        checks.append(
-            Check("dataset", True, f"s3://{dataset['bucket']}/{dataset['manifestKey']} exists: no ETL")
-        )
+            continue
+        etl = True
+        checks += [raw_data_check(s3, uri) for uri in uris]
 
     ec2 = _client("ec2", region)
 

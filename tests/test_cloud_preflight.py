@@ -13,7 +13,7 @@ import pytest
 from jobs import cloud, preflight
 from jobs import stack_outputs as names
 from jobs.cli import main as cxr
-from jobs.experiment import load_experiment
+from jobs.experiment import load_experiment, parse_experiment
 from jobs.sagemaker_env import WEIGHTS_CHANNEL, from_environ
 from jobs.stage_weights import INDEX, stage_weights, weights_key
 from jobs.training import weights
@@ -134,8 +134,8 @@ def test_training_takes_imagenet_weights_from_the_weights_channel(tmp_path):
     assert weights.resolve_weights("imagenet", "vgg19", staged_dir=None) == "imagenet"
 
 
-def _preflight(quotas: dict[str, float], experiment: str = "paper-binary") -> list[preflight.Check]:
-    exp = load_experiment(ROOT / "experiments" / f"{experiment}.json")
+def _preflight(quotas: dict[str, float], experiment: str = "paper-binary", exp=None) -> list[preflight.Check]:
+    exp = exp or load_experiment(ROOT / "experiments" / f"{experiment}.json")
     described, _ = cloud.described_outputs()
     return preflight.preflight(
         exp, cloud.stack_outputs(), described, preflight.Quotas(FakeServiceQuotas(quotas))
@@ -179,6 +179,25 @@ def test_a_new_account_gets_each_missing_item_with_its_fix(stack):
     assert "request-service-quota-increase" in quota and "--service-code sagemaker" in quota
     assert "--desired-value 1" in quota and "servicequotas/home/services/sagemaker/quotas/L-" in quota
     assert checks["quota ml.m5.2xlarge for processing job usage"].ok
+
+
+def test_external_sets_raw_data_is_checked_until_their_dataset_exists(stack, monkeypatch):
+    """An external set's sources are checked like the dataset's; once its manifest exists, they are not."""
+    _ready(stack, monkeypatch)
+    raw = load_experiment(ROOT / "experiments" / "paper-binary.json").model_dump(mode="json")
+    raw["evaluation"]["external"] = [
+        {"name": "hospital-b", "sources": [{"kind": "folders", "uri": "hospital-b"}]}
+    ]
+    exp = parse_experiment(raw)
+    checks = {c.name: c for c in _preflight(ENOUGH, exp=exp)}
+    missing = {name: c.fix for name, c in checks.items() if not c.ok}
+    assert list(missing) == ["raw data s3://cxr-raw/hospital-b"]
+    assert "cxr upload-data" in missing["raw data s3://cxr-raw/hospital-b"]
+    key = f"datasets/{exp.external_dataset_key('hospital-b')}/manifest.json"
+    boto3.client("s3").put_object(Bucket="cxr-datasets", Key=key, Body=b"{}")
+    checks = {c.name: c for c in _preflight(ENOUGH, exp=exp)}
+    assert all(c.ok for c in checks.values()) and "raw data s3://cxr-raw/hospital-b" not in checks
+    assert checks["external test set hospital-b"].detail == f"s3://cxr-datasets/{key} exists: no ETL"
 
 
 def test_start_refuses_to_start_when_preflight_fails(stack, monkeypatch, capsys):
