@@ -157,9 +157,26 @@ def estimate_cost(exp: Experiment, context: dict[str, Any], *, spot: bool | None
             ),
         ),
     ]
+    audit_hours = assumptions["audit_hours"] if exp.evaluation.external else 0.0
+    if audit_hours:
+        lines.append(
+            CostLine(
+                "SageMaker processing: data audit",
+                context["reportInstanceType"],
+                1,
+                audit_hours,
+                _price(
+                    prices,
+                    "sagemaker_processing_per_hour",
+                    context["reportInstanceType"],
+                    "reportInstanceType",
+                ),
+            )
+        )
     rounds = math.ceil(models / int(context["modelConcurrency"]))
     wall = (
         emr_hours
+        + audit_hours
         + rounds * (train_hours + assumptions["evaluation_hours_per_model"])
         + assumptions["report_hours"]
     )

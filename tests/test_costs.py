@@ -64,6 +64,22 @@ def test_paper_binary_estimate_follows_the_context(prices):
     )
 
 
+def test_external_sets_add_the_data_audit_job(prices):
+    """An experiment with external test sets pays one audit job (report instance) and waits for it."""
+    exp = load_experiment(PAPER)
+    raw = exp.model_dump(mode="json")
+    raw["evaluation"]["external"] = [{"name": "b", "sources": [{"kind": "folders", "uri": "b"}]}]
+    plain, audited = (estimate_cost(e, cdk_context(), spot=False) for e in (exp, parse_experiment(raw)))
+    (audit,) = [line for line in audited.lines if line.item == "SageMaker processing: data audit"]
+    assert audit.hours == prices["assumptions"]["audit_hours"] and audit.instances == 1
+    assert (
+        audit.price_per_hour == prices["sagemaker_processing_per_hour"][cdk_context()["reportInstanceType"]]
+    )
+    assert audited.total == pytest.approx(plain.total + audit.hours * audit.price_per_hour)
+    assert audited.wall_hours == pytest.approx(plain.wall_hours + audit.hours)
+    assert "data audit" not in " ".join(line.item for line in plain.lines)
+
+
 def test_spot_discounts_training_only(prices):
     """Managed spot lowers the training line by the stated discount; EMR and processing are unchanged."""
     exp = load_experiment(PAPER)
