@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.stepfunctions.parser.asl.utils.json_path import extract_json
 
 from jobs import sagemaker_env
 from jobs.pipeline_input import _lookup
@@ -43,6 +44,8 @@ def _value(path: str, document: Any, context: dict[str, Any]) -> Any:
         template, arguments = formatted.groups()
         values = [str(_value(a.strip(), document, context)) for a in arguments.split(",")]
         return template.replace("{}", "%s") % tuple(values)
+    if "[*]" in path:  # a list selected or flattened, as Step Functions' JSONPath does
+        return extract_json(path, document)
     return _lookup(document, path)
 
 
@@ -59,6 +62,21 @@ def resolve(parameters: Any, document: Any, context: dict[str, Any] | None = Non
         else:
             out[key] = resolve(value, document, context)
     return out
+
+
+def task_request(template: dict[str, Any], name: str, document: dict[str, Any]) -> dict[str, Any]:
+    """Task ``name``'s resolved Parameters, after the Pass states that lead to it put their results in
+    place (``EvaluateInputs`` before ``Evaluate``)."""
+    states = all_states(definition(template)["States"])
+    document = json.loads(json.dumps(document))
+    for before in [n for n, s in states.items() if s.get("Next") == name and s["Type"] == "Pass"]:
+        pass_state = states[before]
+        *parents, last = pass_state["ResultPath"][2:].split(".")
+        target = document
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[last] = resolve(pass_state["Parameters"], document)
+    return resolve(states[name]["Parameters"], document)
 
 
 def map_items(template: dict[str, Any], payload: dict[str, Any]) -> list[dict[str, Any]]:

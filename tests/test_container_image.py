@@ -34,6 +34,7 @@ from tests.sagemaker_local import (
     resolve,
     start_engine,
     state,
+    task_request,
 )
 
 MODEL = "small_cnn"
@@ -64,6 +65,10 @@ def job(small_dataset, tmp_path_factory):
     # The demo with the one model these tests train: the report job then expects exactly its evaluation.
     demo = json.loads((ROOT / "experiments" / "demo.json").read_text())
     demo["training"]["models"] = [MODEL]
+    # An external test set, mounted as the definition says (the demo's own ones when it has some).
+    demo["evaluation"]["external"] = demo["evaluation"].get("external") or [
+        {"name": "other-hospital", "sources": [{"kind": "folders", "uri": "other-hospital"}]}
+    ]
     payload = state_machine_input(parse_experiment(demo), run_id="r1", **S3)
     (item,) = [i for i in map_items(template, payload) if i["item"]["model"] == MODEL]
     training = resolve(state(template, "Train")["Parameters"], item)
@@ -79,6 +84,11 @@ def job(small_dataset, tmp_path_factory):
         training["CheckpointConfig"]["S3Uri"]: s3_root / "checkpoints",
         weights_channel["DataSource"]["S3DataSource"]["S3Uri"]: weights,
     }
+    # Each external set's ETL output: the sample's test split under a manifest of its own (so it leaks).
+    from tests.contract_models import external_copy  # imports Keras: only when the tests run
+
+    for external in payload["externals"]:
+        s3[external["dataset"]["uri"]] = external_copy(small_dataset, s3_root / external["name"])
     return template, payload, item, training, s3
 
 
@@ -145,13 +155,12 @@ def test_evaluation_and_report_run_as_the_processing_jobs_ask(image, trained, jo
     root, _ = trained
     artifact = model_artifact(training)
     s3 = {**s3, artifact: pack_model(root / sagemaker_env.MODEL_DIR, tmp_path / "artifact")}
-    evaluation = resolve(
-        state(template, "Evaluate")["Parameters"], {**item, "training": {"modelArtifact": artifact}}
-    )
+    evaluation = task_request(template, "Evaluate", {**item, "training": {"modelArtifact": artifact}})
     s3[item["item"]["evaluationUri"]] = tmp_path / "evaluation" / MODEL
     docker(*processing_run(evaluation, image, s3))
     metrics = json.loads((tmp_path / "evaluation" / MODEL / "metrics.json").read_text())
     assert metrics["model"] == MODEL and 0 <= metrics["test"]["report"]["accuracy"] <= 1
+    assert set(metrics["external"]) == {e["name"] for e in payload["externals"]}
 
     report = resolve(state(template, "Report")["Parameters"], payload)
     manifest_uri = next(
@@ -170,6 +179,23 @@ def test_evaluation_and_report_run_as_the_processing_jobs_ask(image, trained, jo
     assert [m["model"] for m in json.loads((tmp_path / "report" / "report.json").read_text())["models"]] == [
         MODEL
     ]
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_data_audit_job_reports_the_leaking_external_set_and_fails(image, job, tmp_path):
+    """The synthesized AuditData request on the dataset and an external set copied from its test split:
+    `cxr audit-data` finds the shared images, writes its report and exits 1 (the job fails)."""
+    template, payload, _, _, s3 = job
+    audit = task_request(template, "AuditData", payload)
+    s3 = {**s3, payload["audit"]["uri"]: tmp_path / "audit"}
+    done = docker(*processing_run(audit, image, s3), check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "LEAK" in done.stdout and "verdict: LEAKS" in done.stdout
+    report = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    mounted = [i["S3Input"]["LocalPath"] for i in audit["ProcessingInputs"]]
+    assert [other["dataset"] for other in report["against"]] == mounted[1:]
+    assert all(other["same_bytes"] or other["near_duplicates"] for other in report["against"])
 
 
 @pytest.mark.container
