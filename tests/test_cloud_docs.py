@@ -11,7 +11,7 @@ import pytest
 
 from infra.settings import PipelineSettings
 from jobs.cli import main as cxr
-from jobs.experiment import load_experiment
+from jobs.experiment import Experiment, load_experiment, parse_experiment
 from jobs.pipeline_input import state_machine_input
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,19 +58,25 @@ def test_context_table_lists_every_setting_with_its_cdk_json_default():
         assert _value(default) == context[key], key
 
 
+def _experiments() -> list[Experiment]:
+    """Every shipped experiment, and the first one with an external test set added."""
+    shipped = [load_experiment(path) for path in sorted((ROOT / "experiments").glob("*.json"))]
+    raw = shipped[0].model_dump(mode="json")
+    raw["evaluation"]["external"] = [{"name": "b", "sources": [{"kind": "folders", "uri": "b"}]}]
+    return [*shipped, parse_experiment(raw)]
+
+
 def _code_flags(capsys) -> set[str]:
-    """Flags the cloud input carries (every shipped experiment) and those every cxr command accepts."""
+    """Flags the cloud input carries and those every cxr command accepts."""
     flags: set[str] = set()
-    for path in sorted((ROOT / "experiments").glob("*.json")):
+    for exp in _experiments():
         payload = state_machine_input(
-            load_experiment(path),
-            raw_uri="s3://r",
-            datasets_uri="s3://d",
-            artifacts_uri="s3://a",
-            run_id="x1",
+            exp, raw_uri="s3://r", datasets_uri="s3://d", artifacts_uri="s3://a", run_id="x1"
         )
         arguments = (
             payload["etl"]["stepArguments"]
+            + [a for e in payload["externals"] for a in e["etl"]["stepArguments"]]
+            + payload["audit"]["arguments"]
             + payload["evaluation"]["arguments"]
             + payload["report"]["arguments"]
         )
