@@ -111,7 +111,7 @@ def test_job_names_fit_sagemaker_limits_even_for_long_names(experiment):
     long = experiment.model_copy(update={"name": "a" * 63})
     payload = state_machine_input(long, **LOCATIONS)
     names = [m[k] for m in payload["models"] for k in ("trainingJobName", "evaluationJobName")]
-    names.append(payload["report"]["jobName"])
+    names += [payload["report"]["jobName"], payload["audit"]["jobName"]]
     assert len(set(names)) == len(names)
     for name in names:
         assert re.fullmatch(r"cxr-[a-zA-Z0-9](-*[a-zA-Z0-9]){0,58}", name) and len(name) <= 63, name
