@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra.etl_cluster import EmrEtl, EtlCluster
 from infra.fragment import fail_with_cause
+from infra.model_card import ModelCards
 from infra.network import Network
 from infra.registry import ModelRegistry
 from infra.settings import PipelineSettings
@@ -36,7 +37,7 @@ class Pipeline(Construct):
         validate = ValidateInput(self, "Validate")
         find_dataset = self._find_dataset(storage)
         etl = EmrEtl(self, "Etl", settings=settings, cluster=cluster, network=network)
-        per_model = self._per_model(settings, jobs)
+        per_model = self._per_model(settings, jobs, storage)
         report = jobs.report_state(self, "Report")
         report.add_catch(
             fail_with_cause(
@@ -90,10 +91,12 @@ class Pipeline(Construct):
         )
         return find_dataset
 
-    def _per_model(self, settings: PipelineSettings, jobs: SageMakerJobs) -> sfn.Map:
-        """Train then evaluate each model, ``modelConcurrency`` at a time; one failure fails the run."""
+    def _per_model(self, settings: PipelineSettings, jobs: SageMakerJobs, storage: Storage) -> sfn.Map:
+        """Train, evaluate and make the model card of each model, ``modelConcurrency`` at a time; a failed job
+        fails the run, a failed card does not (infra/model_card.py); each card's outcome in ``$.modelCards``."""
         train = jobs.training_state(self, "Train")
         evaluate = jobs.evaluation_state(self, "Evaluate")
+        self.model_cards = ModelCards(self, "ModelCards", storage=storage)
         per_model = sfn.Map(
             self,
             "TrainAndEvaluateModels",
@@ -104,9 +107,9 @@ class Pipeline(Construct):
                 "evaluationArguments.$": "$.evaluation.arguments",
             },
             max_concurrency=settings.modelConcurrency,
-            result_path=sfn.JsonPath.DISCARD,
+            result_path="$.modelCards",
         )
-        per_model.item_processor(train.next(evaluate))
+        per_model.item_processor(train.next(evaluate).next(self.model_cards))
         per_model.add_catch(
             fail_with_cause(
                 self,
