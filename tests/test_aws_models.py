@@ -16,6 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from jobs.evaluation.sagemaker_card import CONTENT_MAX_CHARS
 from jobs.experiment import load_experiment
 from jobs.pipeline_input import state_machine_input
 from tests.aws_models import deployed_definition_text, request_problems
@@ -41,6 +42,8 @@ RESULTS = {
     },
     "Evaluate": {"ProcessingJobName": "cxr-paper-binary-20260101-120000-eval-resnet50"},
     "Report": {"ProcessingJobName": "cxr-paper-binary-20260101-120000-report"},
+    # The longest content an evaluation writes (jobs.evaluation.sagemaker_card.content_text refuses more).
+    "ReadModelCard": {"Body": "x" * CONTENT_MAX_CHARS},
 }
 
 
@@ -155,3 +158,21 @@ def test_cluster_carries_the_tag_its_managed_service_policy_requires(task_calls)
     """AmazonEMRServicePolicy_v2 acts only on clusters tagged for-use-with-amazon-emr-managed-policies=true."""
     create = next(c for c in task_calls["cdk.json", "paper-binary"] if c.state == "CreateCluster")
     assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in create.parameters["Tags"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda p: p.update(ModelCardName="cxr_run_card"), "does not match the pattern"),
+        (lambda p: p.update(Content="x" * (CONTENT_MAX_CHARS + 1)), "above the maximum 100000"),
+        (lambda p: p.update(ModelCardStatus="draft"), "is not one of"),
+    ],
+    ids=["name-pattern", "content-length", "status"],
+)
+def test_model_card_request_is_checked(task_calls, change, expected):
+    """Negative control for CreateModelCard: a malformed name, a content over 100,000 characters, a bad status."""
+    call = next(c for c in task_calls["cdk.json", "paper-binary"] if c.state == "CreateModelCard")
+    assert request_problems(call.resource, call.parameters) == []
+    params = copy.deepcopy(call.parameters)
+    change(params)
+    assert any(expected in p for p in request_problems(call.resource, params))
