@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks
 from constructs import IConstruct
 
+from infra.model_card import CONTENT_OBJECTS
 from infra.stack import CxrPipelineStack
 from infra.storage import EMR_LOG_PREFIX, TEMPORARY_PREFIX
 from jobs.stack_outputs import WEIGHTS_PREFIX
@@ -34,10 +35,10 @@ def _hipaa(rule: str) -> str:
     return f"HIPAA.Security::HIPAA.Security-{rule}"
 
 
-def _objects(bucket: s3.IBucket, prefix: str) -> str:
+def _objects(bucket: s3.IBucket, prefix: str, rest: str = "*") -> str:
     stack = Stack.of(bucket)
     logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))
-    return _aws(f"IAM5[Resource::<{logical_id}.Arn>/{prefix}*]")
+    return _aws(f"IAM5[Resource::<{logical_id}.Arn>/{prefix}{rest}]")
 
 
 def acknowledge_findings(stack: CxrPipelineStack) -> None:
@@ -165,6 +166,17 @@ def acknowledge_findings(stack: CxrPipelineStack) -> None:
             + _PARTITION_REGION_ACCOUNT.format(
                 service="sagemaker", resource=f"model-package/{pipeline.registry.group_name}/*"
             )
+            + "]"
+        ),
+    )
+    _ack(
+        pipeline.state_machine,
+        "Each execution makes one SageMaker Model Card per model, named per run with the cxr- prefix, "
+        "from the sagemaker_model_card.json its evaluation wrote under runs/<experiment>/<run>/.",
+        _objects(storage.artifacts, CONTENT_OBJECTS, rest=""),
+        _aws(
+            "IAM5[Resource::"
+            + _PARTITION_REGION_ACCOUNT.format(service="sagemaker", resource="model-card/cxr-*")
             + "]"
         ),
     )

@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra.etl_cluster import EmrEtl, EtlCluster
 from infra.fragment import fail_with_cause
+from infra.model_card import ModelCards
 from infra.network import Network
 from infra.registry import ModelRegistry
 from infra.settings import PipelineSettings
@@ -39,7 +40,7 @@ class Pipeline(Construct):
         find_dataset = self._find_dataset(storage, "FindDataset", "$.existingDataset")
         find_externals = self._find_external_datasets(storage)
         etl = EmrEtl(self, "Etl", settings=settings, cluster=cluster, network=network)
-        per_model = self._per_model(settings, jobs)
+        per_model = self._per_model(settings, jobs, storage)
         audit = self._audit(jobs, per_model)
         report = jobs.report_state(self, "Report")
         report.add_catch(
@@ -145,10 +146,12 @@ class Pipeline(Construct):
             .otherwise(per_model)
         )
 
-    def _per_model(self, settings: PipelineSettings, jobs: SageMakerJobs) -> sfn.Map:
-        """Train then evaluate each model, ``modelConcurrency`` at a time; one failure fails the run."""
+    def _per_model(self, settings: PipelineSettings, jobs: SageMakerJobs, storage: Storage) -> sfn.Map:
+        """Train, evaluate and make the model card of each model, ``modelConcurrency`` at a time; a failed job
+        fails the run, a failed card does not (infra/model_card.py); each card's outcome in ``$.modelCards``."""
         train = jobs.training_state(self, "Train")
         evaluate = jobs.evaluation_state(self, "Evaluate")
+        self.model_cards = ModelCards(self, "ModelCards", storage=storage)
         per_model = sfn.Map(
             self,
             "TrainAndEvaluateModels",
@@ -160,9 +163,9 @@ class Pipeline(Construct):
                 "dataInputs.$": "$.evaluation.processingInputs",
             },
             max_concurrency=settings.modelConcurrency,
-            result_path=sfn.JsonPath.DISCARD,
+            result_path="$.modelCards",
         )
-        per_model.item_processor(train.next(evaluate))
+        per_model.item_processor(train.next(evaluate).next(self.model_cards))
         per_model.add_catch(
             fail_with_cause(
                 self,

@@ -74,6 +74,9 @@ class ModelRegistry(Construct):
                         "runId.$": "$.runId",
                         "model.$": "$.item.model",
                         "evaluationUri.$": "$.item.evaluationUri",
+                        # The SageMaker Model Card made after the evaluation (infra/model_card.py); the
+                        # execution output's $.modelCards says whether it was made.
+                        "modelCard.$": "$.item.modelCard.name",
                     },
                 },
                 "ResultPath": sfn.JsonPath.DISCARD,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from jobs.evaluation.sagemaker_card import SAGEMAKER_MODEL_CARD_FILE
 from jobs.experiment import (
     MODEL_NAMES,
     TASKS,
@@ -207,6 +208,25 @@ MODEL_RULES: tuple[InputRule, ...] = (
         f"input field 'models[].evaluationUri' is missing or not s3://; {_FIX}",
         ("s3://*",),
     ),
+    InputRule(
+        "ModelCardName",
+        "$.modelCard.name",
+        "string",
+        f"input field 'models[].modelCard.name' is missing; {_FIX}",
+    ),
+    InputRule(
+        "ModelCardBucket",
+        "$.modelCard.bucket",
+        "string",
+        f"input field 'models[].modelCard.bucket' is missing; {_FIX}",
+    ),
+    InputRule(
+        "ModelCardKey",
+        "$.modelCard.key",
+        "matches",
+        f"input field 'models[].modelCard.key' is missing or does not end in /{SAGEMAKER_MODEL_CARD_FILE}; {_FIX}",
+        (f"*/{SAGEMAKER_MODEL_CARD_FILE}",),
+    ),
 )
 
 # Checked on every element of ``externals`` (a Map in the cloud), before anything starts.
@@ -269,6 +289,19 @@ def _s3(uri: str, field: str) -> str:
     return uri.rstrip("/")
 
 
+def _bucket_and_key(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key); the key may be empty."""
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+def _model_card(exp: Experiment, run_id: str, model: str, evaluation_uri: str) -> dict[str, str]:
+    """Where the state machine reads the evaluation's SageMaker Model Card content, and the card's name
+    (unique per run and model; model card names allow what job names allow)."""
+    bucket, key = _bucket_and_key(f"{evaluation_uri}/{SAGEMAKER_MODEL_CARD_FILE}")
+    return {"name": _job_name(exp, run_id, "card", model), "bucket": bucket, "key": key}
+
+
 def cloud_source_uris(exp: Experiment, raw_uri: str, external: str | None = None) -> list[str]:
     """Each ETL source as an s3:// URI; relative ones resolve against the raw-data bucket.
     ``external``: the sources of that external test set instead of the experiment's own."""
@@ -288,7 +321,7 @@ def cloud_source_uris(exp: Experiment, raw_uri: str, external: str | None = None
 
 def _dataset_location(datasets_uri: str, key: str) -> dict[str, str]:
     """An ETL output under ``<datasets_uri>/datasets/<key>``: its URI, bucket and manifest key."""
-    bucket, _, prefix = datasets_uri[len("s3://") :].partition("/")
+    bucket, prefix = _bucket_and_key(datasets_uri)
     dataset_prefix = "/".join(p for p in (prefix, "datasets", key) if p)
     return {
         "key": key,
@@ -369,6 +402,7 @@ def state_machine_input(
             "checkpointUri": f"{tmp_uri}/{model}",
             "evaluationJobName": _job_name(exp, run_id, "eval", model),
             "evaluationUri": f"{run_uri}/evaluation/{model}",
+            "modelCard": _model_card(exp, run_id, model, f"{run_uri}/evaluation/{model}"),
         }
         for model in exp.training.models
     ]

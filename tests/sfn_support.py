@@ -3,7 +3,9 @@
 moto 5.2.5 interprets state machines (Map, Choice, Catch, Retry, aws-sdk tasks against its own mocks)
 but refuses the optimised `.sync` EMR and SageMaker integrations and never hands its interpreter the
 Step Functions Local-style mock test case it supports. Two patches (see shared/ENGINEERING.md) fix
-both; a third lets a mocked task fail for chosen Map items only (moto picks mocks by retry count).
+both; a third lets a mocked task fail for chosen Map items only (moto picks mocks by retry count); a fourth
+gives an ``aws-sdk`` task's streamed ``Body`` (S3 GetObject) as the string Step Functions returns, where
+moto's interpreter hands the stream object on.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_unsupported,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -82,6 +87,15 @@ def mocked_tasks(monkeypatch: pytest.MonkeyPatch, mocks: Mocks) -> Iterator[None
         return original_response(self)
 
     monkeypatch.setattr(Environment, "get_current_mocked_response", response_per_item)
+    original_sdk_task = StateTaskServiceAwsSdk._eval_service_task
+
+    def body_as_string(self, env, *args, **kwargs):
+        original_sdk_task(self, env, *args, **kwargs)
+        response = env.stack[-1]
+        if hasattr(response.get("Body"), "read"):
+            response["Body"] = response["Body"].read().decode()
+
+    monkeypatch.setattr(StateTaskServiceAwsSdk, "_eval_service_task", body_as_string)
     yield
 
 

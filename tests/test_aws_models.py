@@ -16,6 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from jobs.evaluation.sagemaker_card import CONTENT_MAX_CHARS
 from jobs.experiment import Experiment, load_experiment, parse_experiment
 from jobs.pipeline_input import MAX_EXTERNAL_SETS, state_machine_input
 from tests.aws_models import deployed_definition_text, request_problems
@@ -47,6 +48,8 @@ RESULTS = {
     },
     "Evaluate": {"ProcessingJobName": "cxr-paper-binary-20260101-120000-eval-resnet50"},
     "Report": {"ProcessingJobName": "cxr-paper-binary-20260101-120000-report"},
+    # The longest content an evaluation writes (jobs.evaluation.sagemaker_card.content_text refuses more).
+    "ReadModelCard": {"Body": "x" * CONTENT_MAX_CHARS},
 }
 
 
@@ -187,3 +190,21 @@ def test_external_sets_reach_their_steps_the_audit_and_the_evaluation(task_calls
     more = copy.deepcopy(evaluate.parameters)
     more["ProcessingInputs"].append({**more["ProcessingInputs"][-1], "InputName": "one-too-many"})
     assert any("above the maximum 10" in p for p in request_problems(evaluate.resource, more))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda p: p.update(ModelCardName="cxr_run_card"), "does not match the pattern"),
+        (lambda p: p.update(Content="x" * (CONTENT_MAX_CHARS + 1)), "above the maximum 100000"),
+        (lambda p: p.update(ModelCardStatus="draft"), "is not one of"),
+    ],
+    ids=["name-pattern", "content-length", "status"],
+)
+def test_model_card_request_is_checked(task_calls, change, expected):
+    """Negative control for CreateModelCard: a malformed name, a content over 100,000 characters, a bad status."""
+    call = next(c for c in task_calls["cdk.json", "paper-binary"] if c.state == "CreateModelCard")
+    assert request_problems(call.resource, call.parameters) == []
+    params = copy.deepcopy(call.parameters)
+    change(params)
+    assert any(expected in p for p in request_problems(call.resource, params))

@@ -14,7 +14,9 @@ from sklearn.metrics import classification_report, confusion_matrix
 from jobs.cli import main as cxr
 from jobs.dataset import open_dataset, to_float
 from jobs.evaluation.entry import main
+from jobs.evaluation.sagemaker_card import CONTENT_MAX_CHARS, content_text, sagemaker_content
 from tests.contract_models import evaluated_experiment
+from tests.model_card_schema import schema_errors
 
 pytestmark = pytest.mark.slow
 
@@ -191,3 +193,85 @@ def test_calibration_subgroups_and_probe_are_reported_for_each_set(experiment):
         assert "sex" in m["subgroups"]["missing"]
     assert set(metrics["source_probe"]["classes"]) == set(metrics["classes"])
     assert (experiment / "experiment" / "small_cnn" / metrics["files"]["reliability"]).is_file()
+
+
+def _sagemaker_card(out):
+    text = (out / "sagemaker_model_card.json").read_text()
+    return text, json.loads(text)
+
+
+def _figures(evaluation: dict) -> dict:
+    return {m["name"]: m["value"] for g in evaluation["metric_groups"] for m in g["metric_data"]}
+
+
+def test_sagemaker_model_card_follows_aws_schema_and_carries_the_card(experiment):
+    """sagemaker_model_card.json (CreateModelCard's Content) validates against AWS's model card JSON schema and
+    holds model_card.json's figures, for the trained and the constant model."""
+    for name in ("small_cnn", "constant"):
+        out = experiment / "experiment" / name
+        text, content = _sagemaker_card(out)
+        card = _strict(out / "model_card.json")
+        assert len(text) <= CONTENT_MAX_CHARS
+        assert schema_errors(content) == []
+        evaluations = {e["metadata"]["set"]: e for e in content["evaluation_details"]}
+        assert set(evaluations) == set(card["metrics"]) == {"internal_test", "external:other"}
+        for key, headline in card["metrics"].items():
+            figures = _figures(evaluations[key])
+            assert figures["macro_f1"] == headline["macro_f1"]
+            assert [figures["macro_f1 95% CI lower"], figures["macro_f1 95% CI upper"]] == headline[
+                "macro_f1_ci"
+            ]
+            assert figures["operating threshold"] == card["operating_point"]["threshold"]
+        assert content["intended_uses"]["intended_uses"] == card["intended_use"]
+        job = content["training_details"]["training_job_details"]
+        assert {h["name"]: h["value"] for h in job["hyper_parameters"]} == card["training"]["hyperparameters"]
+        final = {m["name"]: m["value"] for m in job["training_metrics"]}
+        assert final and final == {f"final epoch {k}": v for k, v in card["training"]["final_epoch"].items()}
+        details = content["additional_information"]["custom_details"]
+        notes = [v for k, v in sorted(details.items()) if k.startswith("known_limitation_")]
+        assert notes == card["known_limitations"]
+
+
+@pytest.mark.parametrize(
+    ("break_it", "where"),
+    [
+        (lambda c: c.update(model_name="small_cnn"), "(root)"),
+        (
+            lambda c: c["evaluation_details"][0]["metric_groups"][0]["metric_data"][0].update(type="percent"),
+            "evaluation_details/0/metric_groups/0/metric_data/0",
+        ),
+        (lambda c: c["intended_uses"].update(intended_uses="x" * 2049), "intended_uses/intended_uses"),
+        (lambda c: c["evaluation_details"][0].pop("name"), "evaluation_details/0"),
+        (lambda c: c["intended_uses"].update(risk_rating="Severe"), "intended_uses/risk_rating"),
+    ],
+    ids=["unknown-section", "metric-type", "too-long", "unnamed-evaluation", "risk-rating"],
+)
+def test_schema_check_rejects_a_broken_card(experiment, break_it, where):
+    """Negative control: an unknown section, a metric type AWS does not know, a text over its limit, an
+    evaluation without a name, a risk rating outside AWS's list."""
+    _, content = _sagemaker_card(experiment / "experiment" / "small_cnn")
+    break_it(content)
+    errors = schema_errors(content)
+    assert any(e.startswith(where) for e in errors), errors
+
+
+def test_sagemaker_card_marks_what_it_cuts_or_lacks_and_refuses_an_oversized_card(experiment):
+    """A figure not computed says so, a text over its field's limit is cut and marked, and the content still
+    validates; a card over CreateModelCard's 100,000 characters is refused, naming the field."""
+    card = _strict(experiment / "experiment" / "small_cnn" / "model_card.json")
+    card["metrics"]["internal_test"]["roc_auc"] = None
+    card["known_limitations"].append("x" * 3000)
+    card["training"]["hyperparameters"]["schedule"] = "[" + "1, " * 200 + "1]"
+    content = sagemaker_content(card)
+    assert schema_errors(content) == []
+    internal = next(e for e in content["evaluation_details"] if e["metadata"]["set"] == "internal_test")
+    assert _figures(internal)["roc_auc"] == "not computed"
+    caveats = content["additional_information"]["caveats_and_recommendations"]
+    assert len(caveats) == 2048 and caveats.endswith("(cut to fit; whole in model_card.json)")
+    hp = {
+        h["name"]: h["value"] for h in content["training_details"]["training_job_details"]["hyper_parameters"]
+    }
+    assert len(hp["schedule"]) == 255 and hp["schedule"].startswith("[1, 1, ")
+    card["metrics"] = {f"external:set{i}": card["metrics"]["internal_test"] for i in range(60)}
+    with pytest.raises(ValueError, match="evaluation_details"):
+        content_text(card)

@@ -60,6 +60,7 @@ def test_every_trained_model_is_registered_pending_approval(monkeypatch, machine
     for item in payload["models"]:
         package = by_model[item["model"]]
         assert package["ModelApprovalStatus"] == "PendingManualApproval"
+        assert package["CustomerMetadataProperties"]["modelCard"] == item["modelCard"]["name"]
         (container,) = package["InferenceSpecification"]["Containers"]
         assert (
             container["ModelDataUrl"] == f"{item['outputUri']}/{item['trainingJobName']}/output/model.tar.gz"

@@ -78,7 +78,7 @@ def test_every_emr_and_sagemaker_task_retries_transient_errors(states):
         for n, s in states.items()
         if s["Type"] == "Task" and (":sagemaker:" in s["Resource"] or ":elasticmapreduce:" in s["Resource"])
     }
-    assert len(tasks) == 10
+    assert len(tasks) == 11  # with the audit, the external ETL steps and CreateModelCard
     for name, state in tasks.items():
         (retry,) = state["Retry"]
         assert retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, name
@@ -100,6 +100,24 @@ def test_models_run_in_a_map_with_the_context_concurrency(states):
     assert processor["StartAt"] == "Train" and processor["States"]["Train"]["Next"] == "EvaluateInputs"
     assert processor["States"]["EvaluateInputs"]["Next"] == "Evaluate"
     assert mapped["Next"] == "Report"
+
+
+def test_each_evaluation_is_followed_by_its_model_card_whose_failure_is_kept_not_fatal(states):
+    """Evaluate -> ReadModelCard -> CreateModelCard (a Draft card, KMS-encrypted); both catch everything into
+    the item's outcome, which the Map collects as $.modelCards."""
+    processor = states["TrainAndEvaluateModels"]["ItemProcessor"]["States"]
+    assert processor["Evaluate"]["Next"] == "ReadModelCard"
+    assert processor["ReadModelCard"]["Next"] == "CreateModelCard"
+    create = processor["CreateModelCard"]
+    assert (
+        create["Parameters"]["ModelCardStatus"] == "Draft"
+        and create["Parameters"]["SecurityConfig"]["KmsKeyId"]
+    )
+    for name in ("ReadModelCard", "CreateModelCard"):
+        (catch,) = processor[name]["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "ModelCardOutcome", name
+    assert processor["ModelCardOutcome"]["Type"] == "Pass" and processor["ModelCardOutcome"]["End"]
+    assert states["TrainAndEvaluateModels"]["ResultPath"] == "$.modelCards"
 
 
 def test_input_is_validated_before_anything_starts(machine, states):

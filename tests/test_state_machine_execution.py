@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 
 import boto3
@@ -14,6 +16,7 @@ from tests.cdk_support import executable_definition, synthesize
 from tests.sfn_support import Mocks, mocked_tasks, recorded_task_calls, run_execution
 
 DATASETS_BUCKET = "cxr-datasets-test"
+ARTIFACTS_BUCKET = "cxr-artifacts-test"
 EMR_STARTED = {
     "CreateCluster",
     "RunEtlStep",
@@ -48,7 +51,7 @@ def _payload(external: list[dict] | None = None) -> dict:
         exp,
         raw_uri="s3://cxr-raw-test",
         datasets_uri=f"s3://{DATASETS_BUCKET}",
-        artifacts_uri="s3://cxr-artifacts-test",
+        artifacts_uri=f"s3://{ARTIFACTS_BUCKET}",
         run_id="20260101-000000",
     )
 
@@ -91,11 +94,24 @@ def _happy_mocks() -> Mocks:
     )
 
 
-def _execute(
-    monkeypatch, machine, payload, mocks: Mocks, *, dataset_exists: bool = False, externals_exist=()
+def _card_content(model: str) -> str:
+    """What an evaluation of ``model`` would have written as sagemaker_model_card.json (one per model)."""
+    return json.dumps({"model_overview": {"model_description": f"{model}: chest X-ray classifier"}})
+
+
+@contextlib.contextmanager
+def _aws(
+    monkeypatch,
+    payload,
+    mocks: Mocks,
+    *,
+    dataset_exists: bool = False,
+    externals_exist=(),
+    cards_written=None,
 ):
-    """One execution; ``dataset_exists``: the dataset's manifest is there, ``externals_exist``: the names
-    of the external sets whose manifests are."""
+    """moto with the buckets, and each evaluation's card content (for ``cards_written`` models; default all);
+    ``dataset_exists``: the dataset's manifest is there, ``externals_exist``: the names of the external sets
+    whose manifests are."""
     with (
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         mocked_tasks(monkeypatch, mocks),
@@ -106,6 +122,18 @@ def _execute(
         manifests += [e["dataset"] for e in payload.get("externals", []) if e["name"] in externals_exist]
         for dataset in manifests:
             s3.put_object(Bucket=dataset["bucket"], Key=dataset["manifestKey"], Body=b"{}")
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+        for item in payload["models"]:
+            if cards_written is None or item["model"] in cards_written:
+                card = item["modelCard"]
+                s3.put_object(
+                    Bucket=card["bucket"], Key=card["key"], Body=_card_content(item["model"]).encode()
+                )
+        yield
+
+
+def _execute(monkeypatch, machine, payload, mocks: Mocks, **existing):
+    with _aws(monkeypatch, payload, mocks, **existing):
         return run_execution(boto3.client("stepfunctions", region_name="us-east-1"), machine, payload)
 
 
@@ -276,3 +304,45 @@ def test_invalid_input_fails_first_with_the_validator_message(monkeypatch, machi
     assert (run.status, run.error) == ("FAILED", "InvalidInput")
     assert run.cause == re.sub(r"^\w+\[\d+\]: ", "", expected[0])
     assert not (EMR_STARTED | JOBS | {"FindDataset"}) & set(run.entered)
+
+
+def _made_cards(payload) -> dict[str, dict]:
+    """The SageMaker Model Cards in moto, by model, as DescribeModelCard returns them."""
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    return {
+        item["model"]: sagemaker.describe_model_card(ModelCardName=item["modelCard"]["name"])
+        for item in payload["models"]
+    }
+
+
+def test_each_evaluation_becomes_a_sagemaker_model_card(monkeypatch, machine, payload):
+    """After each evaluation, its sagemaker_model_card.json becomes a Draft SageMaker Model Card (moto's own
+    S3 GetObject and CreateModelCard), and the execution output lists each card's ARN."""
+    with _aws(monkeypatch, payload, _happy_mocks()):
+        run = run_execution(boto3.client("stepfunctions", region_name="us-east-1"), machine, payload)
+        cards = _made_cards(payload)
+    assert run.status == "SUCCEEDED", run.cause
+    assert (
+        run.entered.index("Evaluate")
+        < run.entered.index("ReadModelCard")
+        < run.entered.index("CreateModelCard")
+    )
+    for model, card in cards.items():
+        assert card["Content"] == _card_content(model)
+        assert card["ModelCardStatus"] == "Draft"
+    outcomes = {o["model"]: o["modelCard"] for o in run.output["modelCards"]}
+    assert outcomes == {model: {"arn": card["ModelCardArn"]} for model, card in cards.items()}
+
+
+def test_a_card_that_cannot_be_made_is_recorded_and_the_run_goes_on(monkeypatch, machine, payload):
+    """densenet121's card content is missing: its error is in the output, small_cnn's card is made, the
+    report and the registration still run."""
+    with _aws(monkeypatch, payload, _happy_mocks(), cards_written={"small_cnn"}):
+        run = run_execution(boto3.client("stepfunctions", region_name="us-east-1"), machine, payload)
+        made = boto3.client("sagemaker", region_name="us-east-1").list_model_cards()["ModelCardSummaries"]
+    assert run.status == "SUCCEEDED", run.cause
+    assert {"Report", "RegisterModels", "Done"} <= set(run.entered)
+    outcomes = {o["model"]: o["modelCard"] for o in run.output["modelCards"]}
+    assert set(outcomes["small_cnn"]) == {"arn"}
+    assert "NoSuchKey" in outcomes["densenet121"]["Error"]  # AWS names it S3.NoSuchKeyException
+    assert [c["ModelCardName"] for c in made] == [payload["models"][0]["modelCard"]["name"]]

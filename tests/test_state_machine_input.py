@@ -111,6 +111,7 @@ def test_job_names_fit_sagemaker_limits_even_for_long_names(experiment):
     long = experiment.model_copy(update={"name": "a" * 63})
     payload = state_machine_input(long, **LOCATIONS)
     names = [m[k] for m in payload["models"] for k in ("trainingJobName", "evaluationJobName")]
+    names += [m["modelCard"]["name"] for m in payload["models"]]  # model card names follow the same rule
     names += [payload["report"]["jobName"], payload["audit"]["jobName"]]
     assert len(set(names)) == len(names)
     for name in names:
@@ -132,6 +133,7 @@ def test_valid_input_has_no_problems(experiment):
         (lambda p: p["etl"].update(stepArguments=[ETL_COMMAND, "--output=s3://x"]), "names no source"),
         (lambda p: p.update(models=[]), "'models' is empty"),
         (lambda p: p["etl"]["stepArguments"].__setitem__(0, "/bin/sh"), "must start with"),
+        (lambda p: p["models"][1]["modelCard"].pop("key"), "models[1]: input field 'models[].modelCard.key'"),
     ],
 )
 def test_validator_names_the_broken_field(experiment, change, field):

@@ -23,6 +23,7 @@ from jobs.evaluation.calibration import calibration_report
 from jobs.evaluation.metrics import evaluate_predictions, json_safe
 from jobs.evaluation.model_card import MODEL_CARD_FILE, model_card
 from jobs.evaluation.probe import penultimate_features, source_probe
+from jobs.evaluation.sagemaker_card import SAGEMAKER_MODEL_CARD_FILE, content_text
 from jobs.evaluation.subgroups import subgroup_report
 from jobs.evaluation.thresholds import DEFAULT_RULE, choose_threshold, rates_at_threshold
 from jobs.operating_point import POSITIVE_CLASS, OperatingPoint, save_operating_point
@@ -417,5 +418,6 @@ def run_evaluation(request: EvaluationRequest) -> dict:
     )
     result["model_card"] = model_card(result, dataset.manifest)
     write_text_atomically(out / MODEL_CARD_FILE, json.dumps(result["model_card"], indent=2, allow_nan=False))
+    write_text_atomically(out / SAGEMAKER_MODEL_CARD_FILE, content_text(result["model_card"]))
     write_text_atomically(out / "metrics.json", json.dumps(result, indent=2, allow_nan=False))
     return result

@@ -32,6 +32,16 @@ def headline(metrics: dict, positive_class: str) -> dict:
     }
 
 
+def final_epoch(epochs: list[dict]) -> dict:
+    """The last epoch's training and validation figures (loss, accuracy, ...), without its position."""
+    last = epochs[-1] if epochs else {}
+    return {
+        k: v
+        for k, v in last.items()
+        if k not in ("stage", "epoch") and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
 def limitations(result: dict, manifest: dict | None) -> list[str]:
     """Known limitations, each stated from a measured fact of this model's data or evaluation."""
     notes = []
@@ -82,6 +92,7 @@ def limitations(result: dict, manifest: dict | None) -> list[str]:
 def model_card(result: dict, manifest: dict | None) -> dict:
     """The card of one evaluated model (``model_card.json``)."""
     config = result["config"]
+    epochs = (result.get("history") or {}).get("epochs") or []
     point = result.get("operating_point") or {}
     positive = point.get("positive_class", "COVID-19")
     lineage = None
@@ -117,7 +128,8 @@ def model_card(result: dict, manifest: dict | None) -> dict:
             "weights": config.get("weights"),
             "normalisation": config.get("normalisation"),
             "hyperparameters": config.get("hyperparameters"),
-            "epochs_trained": len((result.get("history") or {}).get("epochs", []) or []),
+            "epochs_trained": len(epochs),
+            "final_epoch": final_epoch(epochs),
         },
         "operating_point": point,
         "metrics": {
