@@ -15,10 +15,19 @@ from jobs.evaluation.html_parts import esc, num, table, with_ci
 RANKING_OUTSIDE_LUNGS = 0.75
 
 
+# What an extra test set is: from elsewhere (another hospital or collection), or classes that share one
+# source, so the source cannot tell them apart. The experiment may say it (``ExternalTest.kind``).
+SET_KINDS = ("external", "within-source")
+
+
 def set_kind(metrics: dict) -> str:
-    """``within-source`` when every image of an external set comes from one source, else ``external``."""
-    by_source = ((metrics.get("dataset") or {}).get("counts") or {}).get("by_source") or {}
-    return "within-source" if len([n for n in by_source.values() if n]) == 1 else "external"
+    """The kind the experiment gave the set; else ``within-source`` when it has two or more classes that
+    all come from one source, and ``external`` otherwise (a one-class set from another hospital)."""
+    if metrics.get("kind") in SET_KINDS:
+        return metrics["kind"]
+    sources_by_class = metrics.get("sources_by_class") or {}
+    sources = {s for names in sources_by_class.values() for s in names}
+    return "within-source" if len(sources_by_class) >= 2 and len(sources) == 1 else "external"
 
 
 def _row(name: str, kind: str, m: dict, positive: str, bar: float | None) -> dict:
