@@ -16,9 +16,19 @@ def _row(kind: str, ci: list[float] | None, auc: float = 0.5) -> dict:
     }
 
 
-def test_an_external_set_from_one_source_is_within_source():
-    assert set_kind({"dataset": {"counts": {"by_source": {"cohen": 40, "nih": 0}}}}) == "within-source"
-    assert set_kind({"dataset": {"counts": {"by_source": {"cohen": 40, "nih": 3}}}}) == "external"
+def test_a_set_is_within_source_when_two_classes_share_its_one_source_and_the_experiment_may_say_so():
+    two_classes_one_source = {"sources_by_class": {"COVID-19": ["cohen"], "Non-COVID": ["cohen"]}}
+    assert set_kind(two_classes_one_source) == "within-source"
+    # a one-class set from another hospital is external, though it comes from one source
+    assert set_kind({"sources_by_class": {"COVID-19": ["cohen"]}}) == "external"
+    assert (
+        set_kind({"sources_by_class": {"COVID-19": ["cohen"], "Non-COVID": ["cohen", "nih"]}}) == "external"
+    )
+    # what the experiment declares wins over the inference
+    assert set_kind({**two_classes_one_source, "kind": "external"}) == "external"
+    assert (
+        set_kind({"sources_by_class": {"COVID-19": ["padchest"]}, "kind": "within-source"}) == "within-source"
+    )
 
 
 def test_the_sentence_follows_the_intervals():
