@@ -66,12 +66,14 @@ def _containerised(step: Step) -> Step:
         data: sagemaker_env.EVALUATION_DATASET_DIR,
         output: sagemaker_env.EVALUATION_OUTPUT_DIR,
     }
-    moved = [_moved(arg, inside) for arg in arguments if not arg.startswith("--external=")]
+    moved = []  # the arguments in their order, host paths replaced by the container's
     for argument in arguments:
         if argument.startswith("--external="):  # an external test set: one more read-only input
             name, _, host = argument[len("--external=") :].partition("=")
             inside[host] = sagemaker_env.external_dir(name)
             moved.append(f"--external={name}={inside[host]}")
+        else:
+            moved.append(_moved(argument, inside))
     mounts = {host: (path, host != output) for host, path in inside.items()}
     return replace(step, command=docker_run(mounts, ["evaluate", *moved]))
 

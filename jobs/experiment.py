@@ -11,12 +11,21 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from jobs.etl.labels import CLASSES, canonical_label
 from jobs.etl.settings import split_fractions_problem
 from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 from jobs.evaluation.paper_figures import PAPER_EXPERIMENTS
+from jobs.evaluation.source_report import SET_KINDS
 
 # The one list of model names; jobs.training.models builds each (a test keeps the two in step).
 MODEL_NAMES = ("resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn")
@@ -33,6 +42,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MetadataFilter = dict[str, str | list[str]]
+
+
 class Source(_Strict):
     """A raw data source in its own layout: ``cohen``, ``nih`` or ``folders`` (one folder per class)."""
 
@@ -42,6 +54,57 @@ class Source(_Strict):
         description="local folder or s3:// prefix; relative paths resolve "
         "against the sample folder given to the local runner",
     )
+    include: MetadataFilter = Field(
+        default_factory=dict,
+        description="keep only rows whose metadata column contains the text (case-insensitive; a list "
+        "is any-of; several columns must all match), e.g. {'location': 'Hannover'}",
+    )
+    exclude: MetadataFilter = Field(
+        default_factory=dict,
+        description="drop rows whose metadata column contains the text, e.g. {'location': 'Hannover'} "
+        "to hold one hospital out for an external test set",
+    )
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _texts(cls, rules: MetadataFilter) -> dict[str, list[str]]:
+        """One form, ``{column: [text, ...]}``, so a text and a one-item list give the same dataset key."""
+        texts = {column: [value] if isinstance(value, str) else value for column, value in rules.items()}
+        bad = [c for c, values in texts.items() if not c.strip() or "=" in c or not values]
+        bad += [c for c, values in texts.items() for v in values if not v.strip()]
+        if bad:
+            raise ValueError(
+                f"column(s) {sorted(set(bad))}: a filter is {{column: text or [texts]}} with a column "
+                "name without '=' and non-empty texts"
+            )
+        return texts
+
+    @model_validator(mode="after")
+    def _filters_need_metadata(self) -> Source:
+        if (self.include or self.exclude) and self.kind not in LABELLED_KIND_NAMES:
+            raise ValueError(
+                f"a {self.kind!r} source has no metadata columns to filter on (include/exclude); "
+                f"filters work on {list(LABELLED_KIND_NAMES)}"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_empty_filters(self, handler) -> dict:
+        """An unfiltered source serialises as before filters existed, so its dataset key is unchanged."""
+        data = handler(self)
+        for mode in ("include", "exclude"):
+            if not data.get(mode):
+                data.pop(mode, None)
+        return data
+
+    def filter_arguments(self) -> list[str]:
+        """``cxr etl``'s ``--include/--exclude COLUMN=TEXT`` flags, given right after this ``--source``."""
+        return [
+            f"--{mode}={column}={text}"
+            for mode, rules in (("include", self.include), ("exclude", self.exclude))
+            for column, texts in sorted(rules.items())
+            for text in texts
+        ]
 
 
 class LabelRule(_Strict):
@@ -168,6 +231,17 @@ class ExternalTest(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
     sources: list[Source] = Field(min_length=1)
+    label_rules: list[LabelRule] | None = Field(
+        None,
+        description="this set's finding -> class rules (e.g. Cohen's other pneumonias -> Pneumonia for a "
+        "within-source set); absent: the experiment's",
+    )
+    kind: Literal[SET_KINDS] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="how the report names the set: 'external' (another hospital or collection) or "
+        "'within-source' (its classes share one source, so the source cannot separate them); absent: "
+        "within-source when two or more classes all come from one source, else external",
+    )
 
 
 class EvaluationConfig(_Strict):
@@ -242,9 +316,11 @@ class Experiment(_Strict):
         return _digest(self.etl.model_dump(mode="json"))
 
     def external_etl(self, name: str) -> EtlConfig:
-        """The ETL settings of external test set ``name``: the experiment's, with its sources and no caps."""
+        """The ETL settings of external test set ``name``: the experiment's, with its sources (and label
+        rules, when it has its own) and no caps."""
         external = {e.name: e for e in self.evaluation.external}[name]
-        return self.etl.model_copy(update={"sources": external.sources, "caps": {}})
+        rules = self.etl.label_rules if external.label_rules is None else external.label_rules
+        return self.etl.model_copy(update={"sources": external.sources, "caps": {}, "label_rules": rules})
 
     def external_dataset_key(self, name: str) -> str:
         return _digest({"etl": self.external_etl(name).model_dump(mode="json"), "test_only": True})
@@ -331,7 +407,11 @@ def external_etl_arguments(exp: Experiment, name: str, source_uris: list[str], o
 
 
 def etl_config_arguments(etl: EtlConfig, source_uris: list[str], output_uri: str) -> list[str]:
-    args = [f"--source={src.kind}={uri}" for src, uri in zip(etl.sources, source_uris, strict=True)]
+    args = [
+        flag
+        for src, uri in zip(etl.sources, source_uris, strict=True)
+        for flag in (f"--source={src.kind}={uri}", *src.filter_arguments())
+    ]
     args += [
         f"--output={output_uri}",
         f"--image-size={etl.image_size}",
@@ -387,6 +467,11 @@ def evaluation_arguments(
         f"--bootstrap-samples={ev.bootstrap_samples}",
         f"--gradcam-examples={ev.gradcam_examples}",
         *(f"--external={name}={uri}" for name, uri in sorted((externals or {}).items())),
+        *(
+            f"--external-kind={e.name}={e.kind}"
+            for e in ev.external
+            if e.kind and e.name in (externals or {})
+        ),
         f"--operating-rule={ev.operating_rule}",
     ]
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
 
 from jobs.etl import sources
 from jobs.etl.errors import EtlError
+from jobs.etl.filters import SourceFilter
 
 
 def _listing(root: Path) -> dict[str, str]:
@@ -121,3 +124,93 @@ def test_source_kinds_are_defined_once():
     assert get_args(LabelRule.model_fields["source"].annotation) == ("cohen", "nih")
     for kind in sources.KINDS:
         assert parse_settings([f"--source={kind}=/d", "--output=/o"]).source == [(kind, "/d")]
+
+
+def _cohen_rows(sample: Path) -> list[dict]:
+    """The metadata read independently of the ETL (Python's csv module), for the expected counts."""
+    text = sources.decode_text((sample / "cohen" / "metadata.csv").read_bytes(), "metadata.csv")
+    return [r for r in csv.DictReader(io.StringIO(text)) if r["view"] == "PA" and r["modality"] == "X-ray"]
+
+
+def _read_cohen_filtered(sample: Path, *rules: tuple[str, str, str]) -> sources.SourceResult:
+    root = sample / "cohen"
+    text = sources.decode_text((root / "metadata.csv").read_bytes(), "metadata.csv")
+    return sources.read_cohen(
+        text, "metadata.csv", str(root), _listing(root), sources.Rules(), SourceFilter("cohen", rules)
+    )
+
+
+def test_a_location_filter_holds_one_hospital_out_and_counts_every_image_it_drops(sample):
+    """Cohen's Hannover Medical School COVID-19 images: include keeps exactly them, exclude the rest."""
+    covid = [r for r in _cohen_rows(sample) if "COVID-19" in r["finding"]]
+    hannover = {r["filename"] for r in covid if "hannover" in r["location"].lower()}
+    held = _read_cohen_filtered(sample, ("include", "location", "HANNOVER"))
+    kept = _read_cohen_filtered(sample, ("exclude", "location", "Hannover"))
+    assert {Path(c["path"]).name for c in held.candidates} == hannover
+    assert (len(held.candidates), len({c["patient_id"] for c in held.candidates})) == (26, 14)
+    assert {Path(c["path"]).name for c in kept.candidates} == {r["filename"] for r in covid} - hannover
+    # every image the filter drops is counted under its reason, beside the label rules' own exclusions
+    assert held.exclusions["cohen: location contains none of 'HANNOVER' (--include)"] == len(kept.candidates)
+    assert kept.exclusions["cohen: location contains 'Hannover' (--exclude)"] == len(held.candidates)
+    assert held.exclusions[sources.Rules().unmapped("cohen")] == len(_cohen_rows(sample)) - len(covid)
+    assert not held.rejections and not kept.rejections
+
+
+def test_filters_are_any_of_within_a_column_and_all_of_across_columns(sample):
+    rows = [r for r in _cohen_rows(sample) if "COVID-19" in r["finding"]]
+    places = ("Italy", "Australia")
+    both = _read_cohen_filtered(
+        sample, ("include", "location", places[0]), ("include", "location", places[1])
+    )
+    assert len(both.candidates) == sum(any(p in r["location"] for p in places) for r in rows) > 0
+    men = _read_cohen_filtered(
+        sample,
+        ("include", "location", places[0]),
+        ("include", "location", places[1]),
+        ("include", "sex", "M"),
+    )
+    expected = sum(any(p in r["location"] for p in places) and r["sex"] == "M" for r in rows)
+    assert 0 < len(men.candidates) == expected < len(both.candidates)
+
+
+def test_a_filter_on_an_unknown_column_names_the_file_the_column_and_the_columns(sample):
+    with pytest.raises(
+        EtlError, match=r"metadata.csv: no column 'locaton' to filter on.*columns are: patientid, "
+    ):
+        _read_cohen_filtered(sample, ("exclude", "locaton", "Hannover"))
+    header = (sample / "nih" / "Data_Entry_2017.csv").read_text().splitlines()[0]
+    with pytest.raises(EtlError, match=r"Data_Entry_2017.csv: no column 'Gender'.*Patient Gender"):
+        sources.read_nih(
+            header,
+            "Data_Entry_2017.csv",
+            {},
+            sources.Rules(),
+            SourceFilter("nih", [("include", "Gender", "F")]),
+        )
+
+
+def test_filters_on_the_command_line_belong_to_the_source_before_them(capsys):
+    from jobs.etl.settings import parse_settings, settings_record
+
+    settings = parse_settings(
+        [
+            "--source=nih=/n",
+            "--source=cohen=/c",
+            "--exclude=location=Hannover",
+            "--include=sex=F",
+            "--output=/o",
+        ]
+    )
+    assert settings.source_filter == [(1, "exclude", "location", "Hannover"), (1, "include", "sex", "F")]
+    assert settings_record(settings)["source_filter"] == [
+        [1, "exclude", "location", "Hannover"],
+        [1, "include", "sex", "F"],
+    ]
+    for argv, message in [
+        (["--include=sex=F", "--source=cohen=/c"], "give it after the --source"),
+        (["--source=folders=/f", "--exclude=location=X"], "a folders source has no metadata columns"),
+        (["--source=cohen=/c", "--exclude=location"], "expected COLUMN=TEXT"),
+    ]:
+        with pytest.raises(SystemExit):
+            parse_settings([*argv, "--output=/o"])
+        assert message in capsys.readouterr().err

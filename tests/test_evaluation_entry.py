@@ -167,6 +167,44 @@ def test_threshold_chosen_on_validation_is_applied_unchanged_to_test_and_externa
         assert m["at_threshold"]["specificity"] == pytest.approx((~called[~positive]).mean())
 
 
+def test_the_lungs_hidden_row_is_scored_at_the_stored_threshold_and_calibrated(experiment, small_dataset):
+    """The same threshold, unchanged, on the model's own predictions for the test images with the lungs
+    blanked; the summary's lungs-hidden row then has every column."""
+    from jobs.evaluation.audit import mask_lungs
+    from jobs.evaluation.calibration import expected_calibration_error
+    from jobs.evaluation.source_report import summary_rows
+    from jobs.operating_point import decide, load_operating_point
+
+    out = experiment / "experiment" / "small_cnn"
+    metrics = _strict(out / "metrics.json")
+    point = load_operating_point(out)
+    model = keras.models.load_model(experiment / "models" / "small_cnn" / "model.keras", compile=False)
+    test = open_dataset(small_dataset).load("test")
+    probabilities = np.round(
+        model.predict(to_float(mask_lungs(test["image"])), verbose=0).astype(np.float64), 6
+    )
+    classes = tuple(metrics["classes"])
+    k = classes.index("COVID-19")
+    positive = test["label_index"] == k
+    called = decide(probabilities, classes, point) == k
+    hidden = metrics["test"]["audit"]["lungs_hidden"]
+    assert (
+        hidden["at_threshold"]["threshold"] == point.threshold == metrics["test"]["at_threshold"]["threshold"]
+    )
+    assert hidden["at_threshold"]["sensitivity"] == pytest.approx(called[positive].mean())
+    assert hidden["at_threshold"]["specificity"] == pytest.approx((~called[~positive]).mean())
+    ece = hidden["calibration"]["classes"]["COVID-19"]["ece"]
+    assert ece == pytest.approx(expected_calibration_error(positive, probabilities[:, k]), abs=1e-6)
+    row = next(r for r in summary_rows(metrics) if r["kind"] == "lungs hidden")
+    assert None not in (
+        row["sensitivity"],
+        row["specificity"],
+        row["ece"],
+        row["sensitivity_ci"],
+        row["ece_ci"],
+    )
+
+
 def test_model_card_is_filled_from_manifest_config_and_metrics(experiment, small_dataset):
     out = experiment / "experiment" / "small_cnn"
     card, metrics = _strict(out / "model_card.json"), _strict(out / "metrics.json")

@@ -11,9 +11,11 @@ from jobs.etl.settings import parse_settings
 from jobs.experiment import (
     BUILTIN_SCHEDULES,
     TASKS,
+    Experiment,
     ExperimentError,
     etl_arguments,
     evaluation_arguments,
+    external_etl_arguments,
     hyperparameters_to_argv,
     load_experiment,
     parse_experiment,
@@ -159,4 +161,80 @@ def test_paper_references_have_one_owner():
     raw = _raw()
     raw["paper_reference"] = "not-the-paper"
     with pytest.raises(ExperimentError, match="paper_reference"):
+        parse_experiment(raw)
+
+
+def _demo() -> Experiment:
+    return load_experiment(next(p for p in EXPERIMENTS if p.stem == "demo"))
+
+
+def test_source_filters_become_etl_flags_after_their_source_and_change_the_dataset_key():
+    exp = _demo()
+    uris = [f"/data/{s.uri}" for s in exp.etl.sources]
+    settings = parse_settings(etl_arguments(exp, uris, "/out"))
+    assert settings.source == [("cohen", "/data/cohen"), ("nih", "/data/nih")]
+    assert settings.source_filter == [(0, "exclude", "location", "Hannover")]
+    raw = json.loads(next(p for p in EXPERIMENTS if p.stem == "demo").read_text())
+    keys = set()
+    for exclude in ({"location": "Hannover"}, {"location": ["Hannover"]}, {"location": "Milan"}, {}):
+        raw["etl"]["sources"][0]["exclude"] = exclude
+        keys.add(parse_experiment(raw).dataset_key())
+    # a text and a one-item list are the same filter; another text, or none, is another dataset
+    assert len(keys) == 3
+    # an unfiltered source serialises as before filters existed: older experiments keep their dataset keys
+    del raw["etl"]["sources"][0]["exclude"]
+    assert parse_experiment(raw).etl.model_dump(mode="json")["sources"][0] == {
+        "kind": "cohen",
+        "uri": "cohen",
+    }
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"kind": "folders", "uri": "f", "include": {"location": "X"}}, "no metadata columns to filter on"),
+        ({"kind": "cohen", "uri": "c", "exclude": {"location": ""}}, "non-empty texts"),
+        ({"kind": "cohen", "uri": "c", "exclude": {"a=b": "x"}}, "without '='"),
+        ({"kind": "cohen", "uri": "c", "exclude": {"location": 3}}, "field 'etl.sources.0.exclude.location"),
+    ],
+)
+def test_bad_source_filters_are_named(source, message):
+    raw = _raw()
+    raw["etl"]["sources"][0] = source
+    with pytest.raises(ExperimentError, match=message):
+        parse_experiment(raw)
+
+
+def test_an_external_set_takes_its_own_label_rules_or_the_experiments():
+    exp = _demo()
+    within = exp.external_etl("cohen-pneumonia")
+    assert (
+        within.label_rules
+        == load_experiment(next(p for p in EXPERIMENTS if p.stem == "within-cohen")).etl.label_rules
+    )
+    assert exp.external_etl("hannover").label_rules == exp.etl.label_rules == []
+    args = external_etl_arguments(exp, "cohen-pneumonia", ["/d/cohen", "/d/cohen"], "/out")
+    settings = parse_settings(args)
+    assert settings.test_only and ("cohen", "Pneumocystis", "Pneumonia") in settings.label
+    assert settings.source_filter == [
+        (0, "include", "location", "Hannover"),
+        (1, "exclude", "finding", "COVID-19"),
+    ]
+    assert exp.external_dataset_key("cohen-pneumonia") != exp.external_dataset_key("hannover")
+
+
+def test_an_external_sets_kind_reaches_evaluate():
+    from jobs.evaluation.entry import parser
+
+    exp = _demo()
+    externals = {e.name: f"/d/{e.name}" for e in exp.evaluation.external}
+    args = parser().parse_args(
+        evaluation_arguments(exp, model_dir="m", data="d", output="o", externals=externals)
+    )
+    assert dict(args.external_kind) == {"hannover": "external", "cohen-pneumonia": "within-source"}
+    raw = _raw()
+    raw["evaluation"]["external"] = [
+        {"name": "h", "kind": "elsewhere", "sources": [{"kind": "nih", "uri": "n"}]}
+    ]
+    with pytest.raises(ExperimentError, match=r"field 'evaluation.external.0.kind'"):
         parse_experiment(raw)

@@ -53,6 +53,11 @@ def test_another_data_root_or_changed_source_files_rerun_the_etl_and_everything_
     _finish(runner.plan(exp, layout, other))
     replaced = next((other / "nih" / "images").iterdir())
     os.utime(replaced, ns=(replaced.stat().st_atime_ns, replaced.stat().st_mtime_ns + 10**9))
+    # the demo's external sets read Cohen only: their ETLs stand, everything that reads NIH reruns
+    done = {step.name for step in runner.plan(exp, layout, other) if step.is_done()}
+    assert done == {f"etl external {e.name}" for e in exp.evaluation.external} != set()
+    replaced = next((other / "cohen" / "images").iterdir())
+    os.utime(replaced, ns=(replaced.stat().st_atime_ns, replaced.stat().st_mtime_ns + 10**9))
     assert not any(step.is_done() for step in runner.plan(exp, layout, other))
 
 

@@ -142,7 +142,13 @@ def test_container_steps_mount_the_opt_ml_contract(tmp_path):
     assert evaluate.command[image_at + 1 :] == [
         "evaluate",
         *evaluation_arguments(
-            exp, model_dir=EVALUATION_MODEL_DIR, data=EVALUATION_DATASET_DIR, output=EVALUATION_OUTPUT_DIR
+            exp,
+            model_dir=EVALUATION_MODEL_DIR,
+            data=EVALUATION_DATASET_DIR,
+            output=EVALUATION_OUTPUT_DIR,
+            externals={
+                e.name: f"{sagemaker_env.EVALUATION_EXTERNAL_DIR}/{e.name}" for e in exp.evaluation.external
+            },
         ),
     ]
     assert f"{layout.evaluation(exp, 'small_cnn')}:{EVALUATION_OUTPUT_DIR}" in evaluate.command

@@ -48,6 +48,35 @@ def label_rules(rules):
     return {kind: tuple(pairs) for kind, pairs in by_kind.items()}
 
 
+class _SourceFilter(argparse.Action):
+    """``--include/--exclude COLUMN=TEXT``: a filter of the ``--source`` given just before it."""
+
+    def __call__(self, parser, namespace, text, option_string=None):
+        column, sep, value = text.partition("=")
+        if not sep or not column.strip() or not value.strip():
+            parser.error(
+                "{}: expected COLUMN=TEXT (a metadata column and a substring), got {!r}".format(
+                    option_string, text
+                )
+            )
+        sources = getattr(namespace, "source", None) or []
+        if not sources:
+            parser.error(
+                "{} {}: give it after the --source whose rows it filters".format(option_string, text)
+            )
+        kind, uri = sources[-1]
+        if kind not in LABELLED_KIND_NAMES:
+            parser.error(
+                "{} {} after --source {}={}: a {} source has no metadata columns to filter on; filter "
+                "one of {} by its metadata, or move the files out of the folder".format(
+                    option_string, text, kind, uri, kind, "/".join(LABELLED_KIND_NAMES)
+                )
+            )
+        rules = list(getattr(namespace, self.dest, None) or [])
+        rules.append((len(sources) - 1, self.const, column.strip(), value.strip()))
+        setattr(namespace, self.dest, rules)
+
+
 def _fraction(text):
     value = float(text)
     if not 0 <= value < 1:
@@ -72,6 +101,18 @@ def build_parser(prog="cxr etl"):
         help="a raw source: cohen=DIR (metadata.csv + images/), nih=DIR (Data_Entry_2017.csv + "
         "images), folders=DIR (one folder per class). Repeat for several. s3:// on EMR.",
     )
+    for mode, verb in (("include", "keep only"), ("exclude", "drop")):
+        p.add_argument(
+            "--" + mode,
+            action=_SourceFilter,
+            const=mode,
+            dest="source_filter",
+            default=[],
+            metavar="COLUMN=TEXT",
+            help="{} the previous --source's rows whose metadata COLUMN contains TEXT (case-insensitive; "
+            "repeat for any-of), e.g. --source cohen=DIR --{} location=Hannover; each row it drops is "
+            "counted in the manifest".format(verb, mode),
+        )
     p.add_argument("--output", required=True, help="output folder or s3:// prefix (overwritten)")
     p.add_argument(
         "--image-size", type=int, default=224, help="side of the square output images (default 224)"
@@ -164,5 +205,6 @@ def settings_record(args):
     record["source"] = [list(s) for s in args.source]
     record["cap"] = dict(args.cap)
     record["label"] = [list(rule) for rule in args.label]
+    record["source_filter"] = [list(rule) for rule in args.source_filter]
     record.pop("partitions")  # how the work is spread over the cores never changes the output
     return record

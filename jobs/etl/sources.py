@@ -1,8 +1,8 @@
 """Readers for the raw sources in their own layouts. Pure functions of (metadata text, file listing).
 
 Each returns candidates (images selected by the paper's rules), rejections (bad input, each with its
-reason) and exclusions (rows the rules leave out, counted by reason, not listed: the full NIH file
-has 112,120 rows).
+reason) and exclusions (rows the rules or the source's filters leave out, counted by reason, not
+listed: the full NIH file has 112,120 rows).
 """
 
 import csv
@@ -12,6 +12,7 @@ import re
 from collections import Counter, namedtuple
 
 from jobs.etl.errors import EtlError
+from jobs.etl.filters import SourceFilter
 from jobs.etl.labels import canonical_label
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -100,7 +101,7 @@ def parse_age(text):
     return float(match.group(1)) if match else None
 
 
-def _rows(text, uri, required):
+def _rows(text, uri, required, filters):
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip() for h in next(reader)]
@@ -115,6 +116,7 @@ def _rows(text, uri, required):
                 uri, ", ".join(repr(c) for c in missing), header[:8]
             )
         )
+    filters.check_columns(uri, header)
     index = {name: header.index(name) for name in header if name}
     try:
         for row in reader:
@@ -133,10 +135,20 @@ def _same(a, b):
     return a.strip().lower() == b.strip().lower()
 
 
-def read_cohen(text, uri, root, files, rules):
-    """Cohen covid-chestxray-dataset: ``metadata.csv`` + ``<folder>/<filename>`` (folder defaults to images)."""
+def _held_out(row, filters, result):
+    """True (and counted with its reason) when the source's filters drop a row the rules selected."""
+    reason = filters.dropped(row)
+    if reason:
+        result.exclusions[reason] += 1
+    return bool(reason)
+
+
+def read_cohen(text, uri, root, files, rules, filters=None):
+    """Cohen covid-chestxray-dataset: ``metadata.csv`` + ``<folder>/<filename>`` (folder defaults to images).
+    ``filters``: the source's ``SourceFilter`` (None: every row the rules select)."""
     result = SourceResult()
-    for row in _rows(text, uri, COHEN_COLUMNS):
+    filters = filters or SourceFilter("cohen")
+    for row in _rows(text, uri, COHEN_COLUMNS, filters):
         if not _same(row["modality"], rules.modality):
             result.exclusions["cohen: modality not {}".format(rules.modality)] += 1
             continue
@@ -154,6 +166,8 @@ def read_cohen(text, uri, root, files, rules):
         if label is None:
             result.exclusions[rules.unmapped("cohen")] += 1
             continue
+        if _held_out(row, filters, result):
+            continue
         if path not in files:
             result.reject(path, "cohen", "missing file: named in metadata.csv but not found")
             continue
@@ -169,13 +183,14 @@ def read_cohen(text, uri, root, files, rules):
     return result
 
 
-def read_nih(text, uri, files, rules):
+def read_nih(text, uri, files, rules, filters=None):
     """NIH ChestX-ray14: ``Data_Entry_2017.csv`` (2017 or 2020 header) + images anywhere below the root."""
+    filters = filters or SourceFilter("nih")
     by_name = {}
     for path in files:
         by_name.setdefault(posixpath.basename(path), path)
     result = SourceResult()
-    for row in _rows(text, uri, NIH_COLUMNS):
+    for row in _rows(text, uri, NIH_COLUMNS, filters):
         if not _same(row["View Position"], rules.view):
             result.exclusions["nih: view not {}".format(rules.view)] += 1
             continue
@@ -187,6 +202,8 @@ def read_nih(text, uri, files, rules):
         label = rules.label_of("nih", labels)
         if label is None:
             result.exclusions[rules.unmapped("nih")] += 1
+            continue
+        if _held_out(row, filters, result):
             continue
         path = by_name.get(name)
         if path is None:
@@ -236,16 +253,17 @@ def read_folders(root, files):
 
 
 # A source kind: the metadata file in its root (None: none) and its reader, called as
-# ``read(text, uri, root, images, rules)``. A new source is one reader registered here; the command
-# line, the experiment schema and the ETL's dispatch all derive from this table.
+# ``read(text, uri, root, images, rules, filters)``. A new source is one reader registered here; the
+# command line, the experiment schema and the ETL's dispatch all derive from this table.
 SourceKind = namedtuple("SourceKind", ["metadata", "read"])
 KINDS = {
     "cohen": SourceKind("metadata.csv", read_cohen),
     "nih": SourceKind(
-        "Data_Entry_2017.csv", lambda text, uri, root, images, rules: read_nih(text, uri, images, rules)
+        "Data_Entry_2017.csv",
+        lambda text, uri, root, images, rules, filters: read_nih(text, uri, images, rules, filters),
     ),
-    "folders": SourceKind(None, lambda text, uri, root, images, rules: read_folders(root, images)),
+    "folders": SourceKind(None, lambda text, uri, root, images, rules, filters: read_folders(root, images)),
 }
 KIND_NAMES = tuple(KINDS)
-# Kinds whose metadata names findings, which label rules map to classes.
+# Kinds whose metadata names findings, which label rules map to classes and filters select rows by.
 LABELLED_KIND_NAMES = tuple(name for name, kind in KINDS.items() if kind.metadata)

@@ -29,6 +29,7 @@ from jobs.etl import (
 )
 from jobs.etl.batching import balanced_batches
 from jobs.etl.errors import EtlError
+from jobs.etl.filters import filter_of
 from jobs.etl.hadoop import HadoopFiles
 from jobs.etl.labels import label_index
 from jobs.etl.settings import label_rules, parse_settings, settings_record
@@ -86,7 +87,8 @@ def read_sources(files, settings):
     result = sources.SourceResult()
     digests = {}
     expected = set()
-    for kind, root in settings.source:
+    for index, (kind, root) in enumerate(settings.source):
+        source_filter = filter_of(kind, index, settings.source_filter)
         listing = files.list_files(root)
         if listing is None:
             raise EtlError(
@@ -99,7 +101,7 @@ def read_sources(files, settings):
         images = {p: q for p, q in listing.items() if sources.is_image(p)}
         reader = sources.KINDS[kind]
         if reader.metadata is None:
-            part = reader.read(None, None, root, images, rules)
+            part = reader.read(None, None, root, images, rules, source_filter)
             expected.update(c["label"] for c in part.candidates)
         else:
             uri = root + "/" + reader.metadata
@@ -111,7 +113,7 @@ def read_sources(files, settings):
                     )
                 )
             digests[uri] = imaging.content_digest(data)
-            part = reader.read(sources.decode_text(data, uri), uri, root, images, rules)
+            part = reader.read(sources.decode_text(data, uri), uri, root, images, rules, source_filter)
             expected.update(label for _, label in rules.labels[kind])
         for c in part.candidates:
             c["qualified"], c["bytes"] = images[c["path"]]

@@ -101,17 +101,22 @@ def shortcut_audit(
     full: dict,
     bootstrap_samples: int,
     seed: int,
+    describe: Callable[[np.ndarray], dict] | None = None,
 ) -> dict:
     """Metrics with the lungs hidden and with only the lungs kept, plus the verdict.
 
-    ``predict`` maps uint8 images to class probabilities; ``full`` is the unmasked evaluation.
+    ``predict`` maps uint8 images to class probabilities; ``full`` is the unmasked evaluation;
+    ``describe`` maps a variant's probabilities to more metrics for it (the evaluation's rates at its
+    stored threshold and calibration, so a masked row reads like every other set's).
     """
-    results = {
-        name: evaluate_predictions(
-            y_true, predict(masker(images)), patients, classes, bootstrap_samples, seed
+    results = {}
+    for name, masker in (("lungs_hidden", mask_lungs), ("lungs_only", mask_outside_lungs)):
+        probabilities = predict(masker(images))
+        results[name] = evaluate_predictions(
+            y_true, probabilities, patients, classes, bootstrap_samples, seed
         )
-        for name, masker in (("lungs_hidden", mask_lungs), ("lungs_only", mask_outside_lungs))
-    }
+        if describe:
+            results[name].update(describe(probabilities))
     chance = chance_accuracy(y_true, len(classes))
     return {
         "region": dict(LUNG_ELLIPSE, fill=0),

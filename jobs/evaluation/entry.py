@@ -12,6 +12,7 @@ from pathlib import Path
 from jobs.atomic import NotWritableError
 from jobs.dataset import DatasetError
 from jobs.evaluation.evaluate import EvaluationError, EvaluationRequest, run_evaluation
+from jobs.evaluation.source_report import SET_KINDS
 from jobs.evaluation.thresholds import DEFAULT_RULE, parse_rule
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
@@ -25,6 +26,16 @@ def _external(text: str) -> tuple[str, str]:
             "(e.g. --external padchest=s3://bucket/datasets/padchest)"
         )
     return name, uri
+
+
+def _external_kind(text: str) -> tuple[str, str]:
+    name, _, kind = text.partition("=")
+    if kind not in SET_KINDS or not _NAME.match(name):
+        raise argparse.ArgumentTypeError(
+            f"--external-kind {text!r}: use NAME=KIND with KIND one of {'/'.join(SET_KINDS)} "
+            "(e.g. --external-kind hannover=external)"
+        )
+    return name, kind
 
 
 def _operating_rule(text: str) -> str:
@@ -56,6 +67,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=URI",
         help="another ETL output evaluated as an external test set (repeatable)",
     )
+    p.add_argument(
+        "--external-kind",
+        type=_external_kind,
+        action="append",
+        default=[],
+        metavar="NAME=KIND",
+        help="how the report names external set NAME: external or within-source (default: within-source "
+        "when its two or more classes all come from one source, else external)",
+    )
     p.add_argument("--bootstrap-samples", type=int, default=1000)
     p.add_argument("--gradcam-examples", type=int, default=2, help="correct and wrong examples per class")
     p.add_argument("--seed", type=int, default=0)
@@ -86,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(dict(args.external)) != len(args.external):
         print("evaluate: each --external NAME may be given once", file=sys.stderr)
         return 2
+    unknown = sorted(set(dict(args.external_kind)) - set(dict(args.external)))
+    if unknown:
+        print(f"evaluate: --external-kind names no --external set: {', '.join(unknown)}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="cxr-model-") as scratch:
         request = EvaluationRequest(
             model_dir=model_location(args.model_dir, Path(scratch)),
@@ -93,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             output=Path(args.output),
             split=args.split,
             externals=dict(args.external),
+            external_kinds=dict(args.external_kind),
             bootstrap_samples=args.bootstrap_samples,
             gradcam_examples=args.gradcam_examples,
             seed=args.seed,

@@ -46,6 +46,7 @@ class EvaluationRequest:
     output: Path
     split: str = "test"
     externals: dict[str, str] = field(default_factory=dict)
+    external_kinds: dict[str, str] = field(default_factory=dict)  # name -> external / within-source
     bootstrap_samples: int = 1000
     gradcam_examples: int = 2
     seed: int = 0
@@ -239,8 +240,11 @@ def _dataset_warnings(dataset: Dataset, config: dict, split: str) -> list[str]:
     return []
 
 
-def _internal_set(request: EvaluationRequest, dataset: Dataset, predict: Callable, config: dict) -> TestSet:
-    """The split the model is evaluated on, with the shortcut audit (lungs hidden, lungs only)."""
+def _internal_set(
+    request: EvaluationRequest, dataset: Dataset, predict: Callable, config: dict, point: OperatingPoint
+) -> TestSet:
+    """The split the model is evaluated on, with the shortcut audit (lungs hidden, lungs only), whose
+    variants are also scored at the stored threshold."""
     data = dataset.load(request.split, columns_of(dataset, request.split))
     s = evaluate_set(request.split, data, predict, config, request.bootstrap_samples, request.seed)
     s.metrics["dataset"] = {"uri": dataset.root, "split": request.split, "fingerprint": dataset.fingerprint}
@@ -253,6 +257,9 @@ def _internal_set(request: EvaluationRequest, dataset: Dataset, predict: Callabl
         s.metrics,
         request.bootstrap_samples,
         request.seed,
+        lambda probabilities: at_operating_point(
+            s.y_true, probabilities, s.data["patient_id"], point, request.bootstrap_samples, request.seed
+        ),
     )
     return s
 
@@ -303,20 +310,37 @@ def _external_sets(request: EvaluationRequest, predict: Callable, config: dict) 
             "fingerprint": external.fingerprint,
             "counts": external.manifest["counts"],
         }
+        if name in request.external_kinds:
+            s.metrics["kind"] = request.external_kinds[name]
         sets.append(s)
     return sets
+
+
+def at_operating_point(
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    patients: np.ndarray,
+    point: OperatingPoint,
+    bootstrap_samples: int,
+    seed: int,
+) -> dict:
+    """Sensitivity and specificity at the stored threshold, and calibration: the same for every set."""
+    classes = tuple(point.class_names)
+    k = classes.index(point.positive_class)
+    return {
+        "at_threshold": rates_at_threshold(
+            y_true == k, probabilities[:, k], point.threshold, patients, bootstrap_samples, seed
+        ),
+        "calibration": calibration_report(y_true, probabilities, patients, classes, bootstrap_samples, seed),
+    }
 
 
 def _describe_set(s: TestSet, point: OperatingPoint, config: dict, request: EvaluationRequest) -> None:
     """Adds to a set's metrics: rates at the threshold, calibration, subgroups, the majority-class bar."""
     classes = tuple(config["classes"])
-    k = classes.index(point.positive_class)
     patients = s.data["patient_id"]
     samples, seed = request.bootstrap_samples, request.seed
-    s.metrics["at_threshold"] = rates_at_threshold(
-        s.y_true == k, s.probabilities[:, k], point.threshold, patients, samples, seed
-    )
-    s.metrics["calibration"] = calibration_report(s.y_true, s.probabilities, patients, classes, samples, seed)
+    s.metrics.update(at_operating_point(s.y_true, s.probabilities, patients, point, samples, seed))
     s.metrics["subgroups"] = subgroup_report(
         s.data, s.y_true, s.probabilities, classes, point.positive_class, point.threshold, samples, seed
     )
@@ -382,8 +406,8 @@ def run_evaluation(request: EvaluationRequest) -> dict:
 
     dataset = open_dataset(request.data)
     _check_shape(dataset, config, request.split)
-    main = _internal_set(request, dataset, predict, config)
     point, point_summary = _operating_point(request, dataset, predict, config)
+    main = _internal_set(request, dataset, predict, config, point)
     sets = [main, *_external_sets(request, predict, config)]
     for s in sets:
         _describe_set(s, point, config, request)

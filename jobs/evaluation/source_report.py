@@ -15,10 +15,19 @@ from jobs.evaluation.html_parts import esc, num, table, with_ci
 RANKING_OUTSIDE_LUNGS = 0.75
 
 
+# What an extra test set is: from elsewhere (another hospital or collection), or classes that share one
+# source, so the source cannot tell them apart. The experiment may say it (``ExternalTest.kind``).
+SET_KINDS = ("external", "within-source")
+
+
 def set_kind(metrics: dict) -> str:
-    """``within-source`` when every image of an external set comes from one source, else ``external``."""
-    by_source = ((metrics.get("dataset") or {}).get("counts") or {}).get("by_source") or {}
-    return "within-source" if len([n for n in by_source.values() if n]) == 1 else "external"
+    """The kind the experiment gave the set; else ``within-source`` when it has two or more classes that
+    all come from one source, and ``external`` otherwise (a one-class set from another hospital)."""
+    if metrics.get("kind") in SET_KINDS:
+        return metrics["kind"]
+    sources_by_class = metrics.get("sources_by_class") or {}
+    sources = {s for names in sources_by_class.values() for s in names}
+    return "within-source" if len(sources_by_class) >= 2 and len(sources) == 1 else "external"
 
 
 def _row(name: str, kind: str, m: dict, positive: str, bar: float | None) -> dict:
@@ -27,6 +36,8 @@ def _row(name: str, kind: str, m: dict, positive: str, bar: float | None) -> dic
     return {
         "set": name,
         "kind": kind,
+        # sets only: the lungs-hidden metrics are the test split's images, and carry no class list
+        "classes_present": len(m["sources_by_class"]) if "sources_by_class" in m else None,
         "images": m["images"],
         "patients": m["patients"],
         "macro_f1": m["report"]["macro avg"]["f1-score"],
@@ -63,25 +74,41 @@ def summary_rows(ev: dict) -> list[dict]:
 
 
 def beats_majority(row: dict) -> bool | None:
-    """True when the macro F1 interval lies above always-the-majority-class; None without an interval."""
+    """True when the macro F1 interval lies above always-the-majority-class; None without an interval,
+    and for a one-class set, whose macro F1 can never exceed that bar (the absent class scores 0)."""
     ci, bar = row["macro_f1_ci"], row["majority_class_macro_f1"]
-    return None if not ci or bar is None else ci[0] > bar
+    return None if not ci or bar is None or row.get("classes_present") == 1 else ci[0] > bar
+
+
+def _state(row: dict) -> str:
+    if row.get("classes_present") == 1:
+        return (
+            "has one class only, so no bar applies (sensitivity at the threshold "
+            f"{_with_ci_text(row['sensitivity'], row['sensitivity_ci'])})"
+        )
+    verdict = beats_majority(row)
+    return "no interval for" if verdict is None else ("beats" if verdict else "does not beat")
+
+
+def _with_ci_text(value: float | None, ci: list[float] | None) -> str:
+    return num(value) + (f" [{num(ci[0])}, {num(ci[1])}]" if ci else "")
 
 
 def survival_sentence(model: str, rows: list[dict]) -> str:
     """What survives, in one sentence, from the rows' intervals against the majority-class bar."""
     parts = []
     for row in rows:
-        verdict = beats_majority(row)
-        state = "no interval" if verdict is None else ("beats" if verdict else "does not beat")
+        state = _state(row)
+        bar = "" if row.get("classes_present") == 1 else " the majority-class bar"
         parts.append(
-            f"{row['set']} ({row['kind']}): {state} the majority-class bar "
+            f"{row['set']} ({row['kind']}): {state}{bar} "
             f"(macro F1 {num(row['macro_f1'])} vs {num(row['majority_class_macro_f1'])}, "
             f"COVID-19 ROC AUC {num(row['roc_auc'])})"
         )
     internal = beats_majority(rows[0])
     hidden = [beats_majority(r) for r in rows if r["kind"] == "lungs hidden"]
-    others = [beats_majority(r) for r in rows if r["kind"] in ("external", "within-source")]
+    scored = [beats_majority(r) for r in rows if r["kind"] in SET_KINDS]
+    others = [verdict for verdict in scored if verdict is not None]
     if not internal:
         reading = "nothing to explain: the model does not clearly beat the bar on its own test split"
     elif any(hidden):
@@ -98,7 +125,10 @@ def survival_sentence(model: str, rows: list[dict]) -> str:
     elif others:
         reading = "the signal does not survive every set outside the internal split"
     else:
-        reading = "no external or within-source set was evaluated, so the internal figure is unconfirmed"
+        reading = (
+            "no external or within-source set with two classes was evaluated, so the internal figure "
+            "is unconfirmed"
+        )
     return f"{model}: {'; '.join(parts)}. Reading: {reading}."
 
 
