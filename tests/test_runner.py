@@ -48,6 +48,17 @@ def test_local_and_cloud_runs_give_the_entry_points_the_same_arguments(path, tmp
     local_etl = _without_locations(steps["etl"], {str(tmp_path / "raw"): "RAW", dataset_local: "DATASET"})
     cloud_etl = _without_locations(etl_arguments_of(cloud), {"s3://raw": "RAW", dataset_cloud: "DATASET"})
     assert local_etl == cloud_etl
+    external_local = {
+        str(layout.external_dataset(exp, e.name)): f"EXT-{e.name}" for e in exp.evaluation.external
+    }
+    external_cloud = {sagemaker_env.external_dir(e.name): f"EXT-{e.name}" for e in exp.evaluation.external}
+    for external in cloud["externals"]:
+        name = external["name"]
+        local = {str(tmp_path / "raw"): "RAW", str(layout.external_dataset(exp, name)): "OUT"}
+        remote = {"s3://raw": "RAW", external["dataset"]["uri"]: "OUT"}
+        assert _without_locations(steps[f"etl external {name}"], local) == _without_locations(
+            external["etl"]["stepArguments"][1:], remote
+        )
     for model, item in zip(exp.training.models, cloud["models"], strict=True):
         local_train = [a for a in steps[f"train {model}"] if not a.startswith(("--data=", "--model-dir="))]
         assert local_train == hyperparameters_to_argv(item["hyperparameters"])
@@ -57,11 +68,17 @@ def test_local_and_cloud_runs_give_the_entry_points_the_same_arguments(path, tmp
                 str(layout.model(exp, model)): "MODEL",
                 dataset_local: "DATASET",
                 str(layout.evaluation(exp, model)): "OUT",
+                **external_local,
             },
         )
         cloud_eval = _without_locations(
             cloud["evaluation"]["arguments"],
-            {EVALUATION_MODEL_DIR: "MODEL", EVALUATION_DATASET_DIR: "DATASET", EVALUATION_OUTPUT_DIR: "OUT"},
+            {
+                EVALUATION_MODEL_DIR: "MODEL",
+                EVALUATION_DATASET_DIR: "DATASET",
+                EVALUATION_OUTPUT_DIR: "OUT",
+                **external_cloud,
+            },
         )
         assert local_eval == cloud_eval
     local_report = _without_locations(
