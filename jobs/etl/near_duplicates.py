@@ -15,6 +15,8 @@ Two stages, both measured on the real sample (``bench/near_duplicates.py``; READ
 Pure numpy/cv2, Python 3.7: hashes and thumbnails are made on EMR's executors.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from itertools import combinations
 from math import factorial
@@ -31,6 +33,7 @@ HASH_ZOOMS = (1.0, 1.03, 1.06)
 CANDIDATE_DISTANCE = 8
 HASH_BANDS = 3
 _PROBES_PER_CHUNK = 1 << 20
+_PAIRS_PER_TASK = 256
 MIN_SIMILARITY = 0.85
 _HIGH_PASS_SIGMA = 3.0
 _MARGIN = 6
@@ -206,21 +209,36 @@ def similarity(a, b):
 def matches(hashes, thumbnails, others=None):
     """``[(i, j, distance, similarity)]``: the pairs judged to be one radiograph (see the module's doc).
 
-    ``others``: ``(hashes, thumbnails)`` of another dataset, to compare across instead of within."""
+    ``others``: ``(hashes, thumbnails)`` of another dataset, to compare across instead of within.
+    The pairs are scored on all the driver's cores (cv2 releases the GIL): the driver works alone
+    while the executors wait for the splits."""
     other_hashes, other_thumbnails = (hashes, thumbnails) if others is None else others
     candidates = close_pairs(hashes, CANDIDATE_DISTANCE, None if others is None else other_hashes)
-    left = {}
-    right = left if others is None else {}
-    found = []
-    for i, j, distance in candidates:
-        if i not in left:
-            left[i] = Views(thumbnails[i])
-        if j not in right:
-            right[j] = Views(other_thumbnails[j])
-        score = similarity(left[i], right[j])
-        if score >= MIN_SIMILARITY:
-            found.append((i, j, distance, round(score, 4)))
-    return found
+    if not candidates:
+        return []
+    workers = os.cpu_count() or 1
+    chunk = max(1, min(_PAIRS_PER_TASK, -(-len(candidates) // (4 * workers))))
+    firsts, seconds = {i for i, _, _ in candidates}, {j for _, j, _ in candidates}
+    with ThreadPoolExecutor(workers) as pool:
+        if others is None:
+            left = right = _views(pool, firsts | seconds, thumbnails)
+        else:
+            left, right = _views(pool, firsts, thumbnails), _views(pool, seconds, other_thumbnails)
+
+        def scored(pairs):
+            return [(i, j, d, similarity(left[i], right[j])) for i, j, d in pairs]
+
+        tasks = [candidates[k : k + chunk] for k in range(0, len(candidates), chunk)]
+        return [
+            (i, j, d, round(score, 4))
+            for part in pool.map(scored, tasks)
+            for i, j, d, score in part
+            if score >= MIN_SIMILARITY
+        ]
+
+
+def _views(pool, keys, thumbnails):
+    return dict(pool.map(lambda k: (k, Views(thumbnails[k])), sorted(keys)))
 
 
 class UnionFind(object):
