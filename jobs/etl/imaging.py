@@ -69,8 +69,9 @@ def decode_rgb(data):
 
 def decode_rgb_and_gray(data):
     """File bytes -> (RGB, gray), both uint8 at the file's own size. A gray file's gray is its own
-    plane, not a conversion back from the RGB: the same values (cv2's gray weights sum to one) for
-    a tenth of the near-duplicate hashing's cost, and most radiographs are stored gray."""
+    plane, not a conversion back from the RGB: the same values (cv2's gray weights sum to one)
+    without a full-size pass (0.1 ms, a seventh of the near-duplicate hashing's cost per image),
+    and most radiographs are stored gray."""
     image = _decode(data)
     rgb = to_rgb8(image)
     gray = _gray_plane(image)
