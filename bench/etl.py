@@ -6,20 +6,25 @@ Prints four ratios, each against a baseline measured in the same run:
   2. bytes per image of our Parquet (uint8) vs the paper's format (flattened [0,1] floats as CSV);
   3. seconds to load the train split as float32 arrays from ours vs from that CSV;
   4. the whole job with near-duplicate detection (perceptual hashes, thumbnails, pair checks) vs
-     the same job with --no-near-duplicates.
+     the same job with --no-near-duplicates, in wall time and in CPU seconds of the driver, the
+     JVM and the Python workers together (which other processes on a shared machine move less).
 
 With --scale K the sample is copied K times (each copy's bytes made distinct by padding after
 the image's end marker, so deduplication keeps them), to separate Spark's fixed cost per job
 from its cost per image. The copies are near-duplicates by construction, so at --scale K the
 near-duplicate cost (4.) is a worst case: every image is in a group of K.
 
+With --hashing-only, only 4. is measured (more repeats in the same time).
+
 Usage: .venv/bin/python bench/etl.py [--sample ../shared/data/cxr-sample] [--scale 1] [--csv-images 60]
+       [--hashing-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import tempfile
 import time
@@ -71,6 +76,36 @@ def scaled_sample(sample: Path, copies: int, into: Path) -> Path:
     return into
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds of this process and all its descendants (the JVM, Spark's Python workers), the
+    reaped ones included, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        ticks[int(entry)] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    total, todo = 0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def timed_run(spark, sample: Path, out: Path, size: int, *extra: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one whole job."""
+    cpu = tree_cpu_seconds()
+    wall = spark_run(spark, sample, out, size, *extra)
+    return wall, tree_cpu_seconds() - cpu
+
+
 def spark_run(spark, sample: Path, out: Path, size: int, *extra: str) -> float:
     started = time.perf_counter()
     code = spark_job.main(
@@ -118,6 +153,7 @@ def main() -> None:
         "--scale", type=int, default=1, choices=range(1, 65), metavar="1..64", help="copies of the sample"
     )
     parser.add_argument("--csv-images", type=int, default=60, help="train images written to the CSV baseline")
+    parser.add_argument("--hashing-only", action="store_true", help="measure only the near-duplicates' cost")
     args = parser.parse_args()
 
     spark = spark_job.local_session("cxr-bench")
@@ -129,19 +165,37 @@ def main() -> None:
             (args.sample / "nih" / "images").iterdir()
         )
         out = Path(tmp) / "ds"
+        unhashed = Path(tmp) / "unhashed"
         spark_run(spark, args.sample, out, args.size)  # warm-up: JVM, Python workers, imports
-        spark_decode_stage(spark, paths, args.size)
-        # Interleaved, so that a machine that speeds up or slows down meanwhile affects all four alike.
-        loop_times, stage_times, spark_times, unhashed_times = [], [], [], []
-        for _ in range(args.repeats):
-            loop_times.append(plain_loop(paths, args.size))
-            stage_times.append(spark_decode_stage(spark, paths, args.size))
-            spark_times.append(spark_run(spark, args.sample, out, args.size))
-            unhashed = Path(tmp) / "unhashed"
-            unhashed_times.append(spark_run(spark, args.sample, unhashed, args.size, "--no-near-duplicates"))
+        spark_run(spark, args.sample, unhashed, args.size, "--no-near-duplicates")
+        if not args.hashing_only:
+            spark_decode_stage(spark, paths, args.size)
+        # Interleaved, so that a machine that speeds up or slows down meanwhile affects all four alike;
+        # with and without near-duplicates take turns at going first.
+        loop_times, stage_times, spark_times, hashed, plain = [], [], [], [], []
+        for repeat in range(args.repeats):
+            if not args.hashing_only:
+                loop_times.append(plain_loop(paths, args.size))
+                stage_times.append(spark_decode_stage(spark, paths, args.size))
+            turns = [(hashed, out, ()), (plain, unhashed, ("--no-near-duplicates",))]
+            for times, into, extra in turns if repeat % 2 == 0 else turns[::-1]:
+                times.append(timed_run(spark, args.sample, into, args.size, *extra))
+        spark_times = [wall for wall, _ in hashed]
         n = len(paths)
-        loop_ips = n / statistics.median(loop_times)
         print(f"images: {n} (sample x{args.scale}), Spark cores: {cores}, repeats: {args.repeats} (medians)")
+        for kind, column in (("wall time", 0), ("CPU seconds (driver + JVM + Python workers)", 1)):
+            with_, without = [t[column] for t in hashed], [t[column] for t in plain]
+            each = sorted(a / b for a, b in zip(with_, without, strict=True))
+            print(
+                f"RATIO whole ETL job with / without near-duplicates (hashes, thumbnails, pairs), {kind}: "
+                f"{statistics.median(with_) / statistics.median(without):.3f}x "
+                f"(medians {statistics.median(with_):.2f} / {statistics.median(without):.2f} s; "
+                f"per repeat {' '.join(f'{r:.2f}' for r in each)}; target <= 1.1)"
+            )
+        if args.hashing_only:
+            spark.stop()
+            return
+        loop_ips = n / statistics.median(loop_times)
         print(f"plain loop (read+decode+resize), 1 process, 1 thread: {loop_ips:.1f} images/s")
         for name, times in (
             ("Spark decode stage (read+decode+resize: the loop's work)", stage_times),
@@ -154,12 +208,6 @@ def main() -> None:
                 f"RATIO per-core Spark / plain loop, {name.split(' (')[0]}: {ips / cores / loop_ips:.2f}x "
                 f"(per repeat {each[0]:.2f}..{each[-1]:.2f}; target >= 0.8)"
             )
-        each = sorted(a / b for a, b in zip(spark_times, unhashed_times, strict=True))
-        print(
-            f"RATIO whole ETL job with / without near-duplicates (hashes, thumbnails, pairs): "
-            f"{statistics.median(spark_times) / statistics.median(unhashed_times):.2f}x "
-            f"(per repeat {each[0]:.2f}..{each[-1]:.2f}; target <= 1.1)"
-        )
 
         dataset = open_dataset(out)
         parquet_bytes = sum(p.stat().st_size for p in (out / "data").rglob("*.parquet"))

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from jobs.etl.imaging import ImageRejected, decode_and_resize
+from jobs.etl.imaging import ImageRejected, decode_and_resize, decode_rgb, decode_rgb_and_gray
 
 FULL_SIZE_AND_ODD_MODES = [
     "cohen/images/covid-19-pneumonia-15-PA.jpg",  # 2800x3368 JPEG RGB
@@ -24,6 +24,16 @@ def test_real_files_of_every_mode_decode_to_rgb_uint8(sample, relative):
     assert image.shape == (224, 224, 3)
     assert image.dtype == np.uint8
     assert image.std() > 10  # a radiograph, not a blank
+
+
+@pytest.mark.parametrize("relative", FULL_SIZE_AND_ODD_MODES)
+def test_the_gray_plane_kept_for_hashing_is_the_gray_of_the_rgb(sample, relative):
+    """The ETL hashes a gray file's own plane instead of converting its RGB back: the hashes must not
+    depend on which way the gray was made."""
+    data = (sample / relative).read_bytes()
+    rgb, gray = decode_rgb_and_gray(data)
+    assert np.array_equal(rgb, decode_rgb(data))
+    assert np.array_equal(gray, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
 
 
 def test_grayscale_becomes_three_equal_channels(sample):

@@ -74,6 +74,71 @@ def test_hashes_are_64_bits_and_stable_under_jpeg(sample):
     assert near_duplicates.close_pairs([hashes], 2, [near_duplicates.describe(jpeg70(rgb))[0]])
 
 
+def _reference_pairs(hashes: list[str], threshold: int, others: list[str] | None = None) -> list[tuple]:
+    """The candidate rule spelled out on Python ints: every pair, every full-vs-any hash combination."""
+    a = [[int(h, 16) for h in text.split()] for text in hashes]
+    b = a if others is None else [[int(h, 16) for h in text.split()] for text in others]
+    pairs = []
+    for i, x in enumerate(a):
+        for j in range(i + 1 if others is None else 0, len(b)):
+            y = b[j]
+            d = min(bin(u ^ v).count("1") for u, v in [(x[0], h) for h in y] + [(h, y[0]) for h in x])
+            if d <= threshold:
+                pairs.append((i, j, d))
+    return pairs
+
+
+def _flipped(value: int, bits: list[int]) -> int:
+    for b in bits:
+        value ^= 1 << b
+    return value
+
+
+def _planted(rng: np.random.Generator) -> list[str]:
+    """Random hashes, and copies of some that differ by 7, 8 or 9 bits: all in one band, spread over
+    the bands, across a band's edge, and in a zoomed hash only."""
+    rows = [[int(x) for x in rng.integers(0, 2**64, 3, dtype=np.uint64)] for _ in range(300)]
+    flips = [
+        list(range(8)),
+        list(range(9)),
+        list(range(17, 25)),
+        [0, 1, 2, 21, 22, 23, 42, 43],
+        [5, 6, 26, 27, 28, 47, 48, 63],
+        [0, 1, 2, 21, 22, 23, 42, 43, 44],
+        list(range(7)),
+        sorted(rng.choice(64, 8, replace=False).tolist()),
+    ]
+    for k, bits in enumerate(flips):
+        full, z3, z6 = rows[k]
+        other = [int(x) for x in rng.integers(0, 2**64, 2, dtype=np.uint64)]
+        rows.append([_flipped(full, bits), z3, z6])
+        rows.append([other[0], _flipped(full, bits), other[1]])
+    return [" ".join(f"{h:016x}" for h in row) for row in rows]
+
+
+def test_banded_search_finds_exactly_the_brute_force_pairs(nih_images):
+    rng = np.random.default_rng(7)
+    planted = _planted(rng)
+    expected = _reference_pairs(planted, near_duplicates.CANDIDATE_DISTANCE)
+    assert {d for _, _, d in expected} >= {7, 8}  # the edge cases are there
+    for search in ("banded", "brute-force"):
+        assert (
+            near_duplicates.close_pairs(planted, near_duplicates.CANDIDATE_DISTANCE, search=search)
+            == expected
+        )
+    assert near_duplicates.close_pairs(planted[:150], 8, planted[150:], search="banded") == _reference_pairs(
+        planted[:150], 8, planted[150:]
+    )
+    real, _ = _describe(list(nih_images.values()))
+    for threshold in (8, 10):  # the candidate rule, and a radius of 3 bits per band (distances are even)
+        expected = _reference_pairs(real, threshold)
+        assert any(d == threshold for _, _, d in expected)
+        assert near_duplicates.close_pairs(real, threshold, search="banded") == expected
+    assert near_duplicates.close_pairs(real[:100], 8, real[100:], search="banded") == _reference_pairs(
+        real[:100], 8, real[100:]
+    )
+
+
 def test_joined_patients_land_in_one_split():
     """A patient joined to another by a shared image follows that patient's split, whatever the seed."""
     images = [(f"p{k}/img", f"p{k}", "Normal") for k in range(40)]

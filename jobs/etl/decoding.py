@@ -15,11 +15,11 @@ def decode_one(uri, size, hashing):
         return Decoded(uri, None, "missing file: could not be read", None, None, None)
     digest = imaging.content_digest(data)
     try:
-        rgb = imaging.decode_rgb(data)
+        rgb, gray = imaging.decode_rgb_and_gray(data) if hashing else (imaging.decode_rgb(data), None)
         pixels = imaging.resize_rgb(rgb, size).tobytes()
-        if not hashing:
+        if gray is None:
             return Decoded(uri, digest, None, pixels, None, None)
-        hashes, thumbnail = near_duplicates.describe(rgb)
+        hashes, thumbnail = near_duplicates.describe(gray)
         return Decoded(uri, digest, None, pixels, hashes, thumbnail)
     except imaging.ImageRejected as exc:
         return Decoded(uri, digest, str(exc), None, None, None)

@@ -18,19 +18,28 @@ def _check_complete(data):
         raise ImageRejected("truncated PNG: no IEND chunk")
 
 
+def _to_uint8(image):
+    if image.dtype == np.uint16:
+        return (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if image.dtype != np.uint8:
+        raise ImageRejected("unsupported pixel type {}".format(image.dtype))
+    return image
+
+
+def _gray_plane(image):
+    """The one gray plane of a gray (or gray + alpha) image; None for colour."""
+    if image.ndim == 2:
+        return image
+    return image[:, :, 0] if image.shape[2] in (1, 2) else None
+
+
 def to_rgb8(image):
     """Any depth and channel layout cv2 returns (gray, BGR, BGRA, 16-bit) -> RGB uint8."""
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise ImageRejected("unsupported pixel type {}".format(image.dtype))
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    image = _to_uint8(image)
+    gray = _gray_plane(image)
+    if gray is not None:
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
     channels = image.shape[2]
-    if channels == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
-    if channels == 2:  # gray + alpha
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
     if channels == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if channels == 4:
@@ -43,15 +52,30 @@ def use_one_thread():
     cv2.setNumThreads(1)
 
 
-def decode_rgb(data):
-    """PNG or JPEG file bytes -> RGB uint8 at the file's own size. Raises ImageRejected with the reason."""
+def _decode(data):
     if not data:
         raise ImageRejected("empty file")
     _check_complete(data)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageRejected("corrupt image: cannot be decoded as PNG or JPEG")
-    return to_rgb8(image)
+    return _to_uint8(image)
+
+
+def decode_rgb(data):
+    """PNG or JPEG file bytes -> RGB uint8 at the file's own size. Raises ImageRejected with the reason."""
+    return to_rgb8(_decode(data))
+
+
+def decode_rgb_and_gray(data):
+    """File bytes -> (RGB, gray), both uint8 at the file's own size. A gray file's gray is its own
+    plane, not a conversion back from the RGB: the same values (cv2's gray weights sum to one)
+    without a full-size pass (0.1 ms, a seventh of the near-duplicate hashing's cost per image),
+    and most radiographs are stored gray."""
+    image = _decode(data)
+    rgb = to_rgb8(image)
+    gray = _gray_plane(image)
+    return rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if gray is None else gray
 
 
 def resize_rgb(rgb, size):

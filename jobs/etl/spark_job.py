@@ -289,8 +289,11 @@ def write_parquet(spark, settings, decoded_rdd, judged, output, started):
     (
         placed.sortWithinPartitions("split", "original_path")
         .write.mode("overwrite")
-        # Parquet tries a dictionary for every column first; for image bytes that is wasted work.
+        # Parquet tries a dictionary for every column first; for image bytes that is wasted work, and
+        # so it is for the near-duplicate columns (one distinct value per image).
         .option("parquet.enable.dictionary#image", "false")
+        .option("parquet.enable.dictionary#thumbnail", "false")
+        .option("parquet.enable.dictionary#phash", "false")
         .partitionBy("split")
         .parquet(staging)
     )
