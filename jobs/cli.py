@@ -250,7 +250,10 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
                 "run `cxr preflight`, then start one state-machine execution for an experiment",
             ),
             ("status", "state of each step of an execution (default: the latest) and its training jobs"),
-            ("results", "download the report of a finished execution"),
+            (
+                "results",
+                "download the report (and the data audit, with external sets) of a finished execution",
+            ),
         )
     },
 }

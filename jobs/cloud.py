@@ -222,24 +222,40 @@ def status(arn: str | None, outputs: StackOutputs) -> dict[str, Any]:
     }
 
 
-def results(arn: str, outputs: StackOutputs, destination: Path) -> list[Path]:
-    """Downloads the report of a finished execution."""
-    sfn = _client("stepfunctions", outputs.region)
-    described = _call(lambda: sfn.describe_execution(executionArn=arn), f"execution {arn}")
-    if described["status"] != "SUCCEEDED":
-        raise CloudError(
-            f"execution {arn} is {described['status']}: no report to fetch; see `cxr status {arn}`"
-        )
-    report_uri = json.loads(described["input"])["report"]["uri"]
-    bucket, _, prefix = report_uri[len("s3://") :].partition("/")
-    s3 = _client("s3", outputs.region)
-    objects = _call(lambda: _remote_objects(s3, bucket, prefix), f"report {report_uri}")
-    if not objects:
-        raise CloudError(f"{report_uri}: the report is missing although the execution succeeded")
+def _download_prefix(s3, uri: str, destination: Path) -> list[Path]:
+    """Every object under ``uri`` into ``destination``, keeping the layout below the prefix."""
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    objects = _call(lambda: _remote_objects(s3, bucket, prefix), uri)
     written = []
     for key in sorted(objects):
         target = destination / key[len(prefix) :].lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         _call(lambda key=key, target=target: s3.download_file(bucket, key, str(target)), f"download {key}")
         written.append(target)
+    return written
+
+
+def results(arn: str, outputs: StackOutputs, destination: Path) -> list[Path]:
+    """Downloads the report of a finished execution, and the data audit's (``audit-data/``) when it had
+    external test sets: the audit says what was checked for leaks before training."""
+    sfn = _client("stepfunctions", outputs.region)
+    described = _call(lambda: sfn.describe_execution(executionArn=arn), f"execution {arn}")
+    if described["status"] != "SUCCEEDED":
+        raise CloudError(
+            f"execution {arn} is {described['status']}: no report to fetch; see `cxr status {arn}`"
+        )
+    payload = json.loads(described["input"])
+    report_uri = payload["report"]["uri"]
+    s3 = _client("s3", outputs.region)
+    written = _download_prefix(s3, report_uri, destination)
+    if not written:
+        raise CloudError(f"{report_uri}: the report is missing although the execution succeeded")
+    if payload.get("externals"):
+        audit_uri = payload["audit"]["uri"]
+        audit = _download_prefix(s3, audit_uri, destination / "audit-data")
+        if not audit:
+            raise CloudError(
+                f"{audit_uri}: the data audit's report is missing although the execution ran it and succeeded"
+            )
+        written += audit
     return written

@@ -86,12 +86,17 @@ def test_status_lists_steps_and_training_jobs(deployed):
     assert len(state["trainingJobs"]) == 2 and all(j.startswith("cxr-demo-") for j in state["trainingJobs"])
 
 
-def test_results_download_the_report_of_a_succeeded_execution(deployed, tmp_path, monkeypatch):
+def _succeeded_execution(deployed, monkeypatch, run_id: str, *, audit: bool) -> tuple[str, dict]:
+    """A demo execution that moto reports as SUCCEEDED, with its report (and the audit's, if ``audit``) in S3."""
     exp = load_experiment(ROOT / "experiments" / "demo.json")
-    arn = cloud.start(exp, deployed, run_id="20260101-000002")["executionArn"]
-    payload = cloud.execution_input(exp, deployed, run_id="20260101-000002")
-    bucket, _, prefix = payload["report"]["uri"][len("s3://") :].partition("/")
-    boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/report.html", Body=b"<html>ok</html>")
+    arn = cloud.start(exp, deployed, run_id=run_id)["executionArn"]
+    payload = cloud.execution_input(exp, deployed, run_id=run_id)
+    written = {payload["report"]["uri"]: ("report.html", b"<html>ok</html>")}
+    if audit:
+        written[payload["audit"]["uri"]] = ("audit.json", b'{"leaks": []}')
+    for uri, (name, body) in written.items():
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
+        boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=body)
     real_client = cloud._client
 
     def succeeded_client(service, region=None):
@@ -102,9 +107,26 @@ def test_results_download_the_report_of_a_succeeded_execution(deployed, tmp_path
         return client
 
     monkeypatch.setattr(cloud, "_client", succeeded_client)
+    return arn, payload
+
+
+def test_results_download_the_report_and_the_data_audit(deployed, tmp_path, monkeypatch):
+    """The demo has external test sets, so its leak audit comes down beside the report."""
+    arn, _ = _succeeded_execution(deployed, monkeypatch, "20260101-000002", audit=True)
     written = cloud.results(arn, deployed, tmp_path / "out")
-    assert [p.name for p in written] == ["report.html"]
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in written] == [
+        "report.html",
+        "audit-data/audit.json",
+    ]
     assert (tmp_path / "out" / "report.html").read_bytes() == b"<html>ok</html>"
+    assert (tmp_path / "out" / "audit-data" / "audit.json").read_bytes() == b'{"leaks": []}'
+
+
+def test_results_name_a_missing_data_audit(deployed, tmp_path, monkeypatch):
+    arn, payload = _succeeded_execution(deployed, monkeypatch, "20260101-000003", audit=False)
+    with pytest.raises(cloud.CloudError, match="data audit's report is missing") as error:
+        cloud.results(arn, deployed, tmp_path / "out")
+    assert payload["audit"]["uri"] in str(error.value)
 
 
 def test_unknown_execution_is_named(deployed, capsys):
