@@ -116,8 +116,12 @@ def recorded_task_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[TaskCa
 
     def recording(self, env):
         if self.parargs is not None:
+            # moto's eval does nothing in a frame it does not count as running: then nothing was pushed, and a
+            # pop would record the state's input as its parameters.
+            depth = len(env.stack)
             self.parargs.eval(env=env)
-            calls.append(TaskCall(self.name, self.resource.resource_arn, copy.deepcopy(env.stack.pop())))
+            if len(env.stack) > depth:
+                calls.append(TaskCall(self.name, self.resource.resource_arn, copy.deepcopy(env.stack.pop())))
         return original(self, env)
 
     monkeypatch.setattr(StateTask, "_eval_parameters", recording)
@@ -149,3 +153,18 @@ def run_execution(
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     output = json.loads(described["output"]) if described.get("output") else None
     return Run(described["status"], entered, described.get("error"), described.get("cause"), output)
+
+
+def one_item_at_a_time(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition with every Map running one item at a time: moto runs a Map's items in threads, and
+    recorded calls should not depend on how they interleave. Task parameters are unchanged."""
+    copied = copy.deepcopy(definition)
+
+    def walk(states: dict[str, Any]) -> None:
+        for state in states.values():
+            if state.get("Type") == "Map":
+                state["MaxConcurrency"] = 1
+                walk((state.get("ItemProcessor") or state.get("Iterator") or {}).get("States", {}))
+
+    walk(copied["States"])
+    return copied

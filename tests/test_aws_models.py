@@ -21,7 +21,14 @@ from jobs.experiment import Experiment, load_experiment, parse_experiment
 from jobs.pipeline_input import MAX_EXTERNAL_SETS, state_machine_input
 from tests.aws_models import deployed_definition_text, request_problems
 from tests.cdk_support import ROOT, SWITCHES_ON, all_states, synthesize
-from tests.sfn_support import Mocks, TaskCall, mocked_tasks, recorded_task_calls, run_execution
+from tests.sfn_support import (
+    Mocks,
+    TaskCall,
+    mocked_tasks,
+    one_item_at_a_time,
+    recorded_task_calls,
+    run_execution,
+)
 
 SHIPPED = sorted(path.stem for path in (ROOT / "experiments").glob("*.json"))
 # The demo with as many external test sets as the evaluation job can mount (MAX_EXTERNAL_SETS): every
@@ -65,7 +72,9 @@ def _run(definition: dict, payload: dict, mocks: Mocks) -> list[TaskCall]:
         recorded_task_calls(patch) as calls,
     ):
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=DATASETS_BUCKET)
-        run = run_execution(boto3.client("stepfunctions", region_name="us-east-1"), definition, payload)
+        run = run_execution(
+            boto3.client("stepfunctions", region_name="us-east-1"), one_item_at_a_time(definition), payload
+        )
     assert run.status in ("SUCCEEDED", "FAILED"), run
     return list(calls)
 
