@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jobs.etl.imaging import ImageRejected, decode_and_resize, decode_rgb, decode_rgb_and_gray
+from jobs.etl.near_duplicates import BASIS_SIDE, hash_basis
 
 FULL_SIZE_AND_ODD_MODES = [
     "cohen/images/covid-19-pneumonia-15-PA.jpg",  # 2800x3368 JPEG RGB
@@ -27,13 +28,22 @@ def test_real_files_of_every_mode_decode_to_rgb_uint8(sample, relative):
 
 
 @pytest.mark.parametrize("relative", FULL_SIZE_AND_ODD_MODES)
-def test_the_gray_plane_kept_for_hashing_is_the_gray_of_the_rgb(sample, relative):
-    """The ETL hashes a gray file's own plane instead of converting its RGB back: the hashes must not
-    depend on which way the gray was made."""
+def test_every_array_the_etl_may_hash_gives_one_basis(sample, relative):
+    """The ETL hashes its own 224 px output, or at other sizes a gray file's plane, or the RGB: the
+    hashes must not depend on which of them it had at hand (nor on the dataset's image size)."""
     data = (sample / relative).read_bytes()
     rgb, gray = decode_rgb_and_gray(data)
     assert np.array_equal(rgb, decode_rgb(data))
-    assert np.array_equal(gray, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    basis = hash_basis(rgb)
+    assert basis.shape == (BASIS_SIDE, BASIS_SIDE) and basis.dtype == np.uint8
+    assert np.array_equal(hash_basis(decode_and_resize(data, BASIS_SIDE)), basis)
+    if gray is not None:
+        assert np.array_equal(hash_basis(gray), basis)
+
+
+def test_colour_files_have_no_gray_plane(sample):
+    assert decode_rgb_and_gray((sample / FULL_SIZE_AND_ODD_MODES[0]).read_bytes())[1] is None
+    assert decode_rgb_and_gray((sample / FULL_SIZE_AND_ODD_MODES[3]).read_bytes())[1] is not None
 
 
 def test_grayscale_becomes_three_equal_channels(sample):

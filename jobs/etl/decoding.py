@@ -15,12 +15,16 @@ def decode_one(uri, size, hashing):
         return Decoded(uri, None, "missing file: could not be read", None, None, None)
     digest = imaging.content_digest(data)
     try:
-        rgb, gray = imaging.decode_rgb_and_gray(data) if hashing else (imaging.decode_rgb(data), None)
-        pixels = imaging.resize_rgb(rgb, size).tobytes()
-        if gray is None:
-            return Decoded(uri, digest, None, pixels, None, None)
-        hashes, thumbnail = near_duplicates.describe(gray)
-        return Decoded(uri, digest, None, pixels, hashes, thumbnail)
+        rgb, gray = imaging.decode_rgb_and_gray(data)
+        resized = imaging.resize_rgb(rgb, size)
+        if not hashing:
+            return Decoded(uri, digest, None, resized.tobytes(), None, None)
+        # The hashes' basis is the 224 px image: the output itself at that size, else the smallest
+        # full-size array with the same values (the gray plane of a gray file).
+        full_size = rgb if gray is None else gray
+        basis = resized if size == near_duplicates.BASIS_SIDE else full_size
+        hashes, thumbnail = near_duplicates.describe(basis)
+        return Decoded(uri, digest, None, resized.tobytes(), hashes, thumbnail)
     except imaging.ImageRejected as exc:
         return Decoded(uri, digest, str(exc), None, None, None)
     except Exception as exc:  # noqa: BLE001 - a decoder crash is a rejection, not a lost job
