@@ -66,6 +66,12 @@ def read_images(root: str) -> Images:
         raise DatasetError(
             f"{root}: column 'phash' is empty (the ETL ran with --no-near-duplicates); rerun `cxr etl` without it"
         )
+    hashed_by = dataset.manifest.get("near_duplicates", {}).get("method", {}).get("hash")
+    if hashed_by != near_duplicates.HASH_NAME:
+        raise DatasetError(
+            f"{root}: its perceptual hashes are {hashed_by or 'unnamed'} (manifest.json), this audit compares "
+            f"{near_duplicates.HASH_NAME}: hashes of two kinds would miss near-duplicates; rerun `cxr etl`"
+        )
     return Images(
         dataset.root,
         columns["split"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -144,3 +145,14 @@ def test_audit_data_passes_clean_splits_and_fails_on_an_overlapping_external_set
         f"ext-{n}.jpg" for n in _covid_files(ROOT.parent / "shared/data/cxr-sample")[10:13]
     )
     assert "LEAK" in capsys.readouterr().out
+
+
+def test_audit_data_refuses_a_dataset_hashed_by_another_version(trust, tmp_path, capsys):
+    """Hashes of two definitions are not comparable: an old dataset must be rebuilt, not silently passed."""
+    old = tmp_path / "old"
+    shutil.copytree(trust["outside"], old)
+    manifest = _manifest(old)
+    manifest["near_duplicates"]["method"]["hash"] = "dct-phash-64"
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert audit_data.main([str(trust["main"]), f"--against={old}"]) == audit_data.EXIT_BAD_INPUT
+    assert "its perceptual hashes are dct-phash-64" in capsys.readouterr().err
