@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from jobs.etl.labels import CLASSES, canonical_label
-from jobs.etl.settings import split_fractions_problem
+from jobs.etl.settings import OUTPUT_VERSION, split_fractions_problem
 from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 from jobs.evaluation.paper_figures import PAPER_EXPERIMENTS
 from jobs.evaluation.source_report import SET_KINDS
@@ -313,7 +313,7 @@ class Experiment(_Strict):
 
     def dataset_key(self) -> str:
         """Names the ETL output: same sources and settings, same key, so a finished ETL is reused."""
-        return _digest(self.etl.model_dump(mode="json"))
+        return _digest({"etl": self.etl.model_dump(mode="json"), "etl_output": OUTPUT_VERSION})
 
     def external_etl(self, name: str) -> EtlConfig:
         """The ETL settings of external test set ``name``: the experiment's, with its sources (and label
@@ -323,7 +323,13 @@ class Experiment(_Strict):
         return self.etl.model_copy(update={"sources": external.sources, "caps": {}, "label_rules": rules})
 
     def external_dataset_key(self, name: str) -> str:
-        return _digest({"etl": self.external_etl(name).model_dump(mode="json"), "test_only": True})
+        return _digest(
+            {
+                "etl": self.external_etl(name).model_dump(mode="json"),
+                "etl_output": OUTPUT_VERSION,
+                "test_only": True,
+            }
+        )
 
     def model_key(self, model: str) -> str:
         """Names one model's training output: the dataset plus everything that changes training."""

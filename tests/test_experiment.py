@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs import experiment as experiment_module
 from jobs.etl.settings import parse_settings
 from jobs.experiment import (
     BUILTIN_SCHEDULES,
@@ -238,3 +239,12 @@ def test_an_external_sets_kind_reaches_evaluate():
     ]
     with pytest.raises(ExperimentError, match=r"field 'evaluation.external.0.kind'"):
         parse_experiment(raw)
+
+
+def test_a_newer_etl_output_version_names_other_datasets(monkeypatch):
+    """An ETL that writes other values (e.g. another near-duplicate hash) must not reuse older outputs."""
+    exp = load_experiment(next(p for p in EXPERIMENTS if p.stem == "demo"))
+    before = (exp.dataset_key(), exp.external_dataset_key("hannover"), exp.model_key("small_cnn"))
+    monkeypatch.setattr(experiment_module, "OUTPUT_VERSION", experiment_module.OUTPUT_VERSION + 1)
+    after = (exp.dataset_key(), exp.external_dataset_key("hannover"), exp.model_key("small_cnn"))
+    assert all(a != b for a, b in zip(before, after, strict=True))

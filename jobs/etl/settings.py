@@ -6,6 +6,11 @@ from jobs.etl.errors import EtlError
 from jobs.etl.labels import CLASSES, canonical_label
 from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 
+# Bumped whenever the ETL writes other values for the same settings and inputs (2: near-duplicate
+# hash v2, 2026-11-29). Dataset keys include it, so a newer ETL never takes an older one's output
+# for its own, locally or in S3.
+OUTPUT_VERSION = 2
+
 
 def _source(text):
     kind, sep, uri = text.partition("=")
