@@ -148,8 +148,11 @@ def _band_hits(queries, table, owners, shift, width, masks):
     for start in range(0, len(queries), step):
         probes = (wanted[start : start + step, None] ^ masks[None, :]).ravel()
         first = np.searchsorted(keys, probes, side="left")
-        counts = np.searchsorted(keys, probes, side="right") - first
-        found = np.repeat(np.arange(len(probes)), counts)
+        # Most probes hit nothing: only the hits need the second search, for their counts.
+        hit = np.nonzero(keys[np.minimum(first, len(keys) - 1)] == probes)[0]
+        first = first[hit]
+        counts = np.searchsorted(keys, probes[hit], side="right") - first
+        found = hit[np.repeat(np.arange(len(hit)), counts)]
         offsets = np.arange(len(found)) - np.repeat(np.cumsum(counts) - counts, counts)
         yield start + found // len(masks), owners[order[np.repeat(first, counts) + offsets]]
 
