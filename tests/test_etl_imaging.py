@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from jobs.etl import decoding
 from jobs.etl.imaging import ImageRejected, decode_and_resize, decode_rgb, decode_rgb_and_gray
 from jobs.etl.near_duplicates import BASIS_SIDE, hash_basis
 
@@ -79,3 +80,15 @@ def test_corrupt_bytes_are_rejected(sample):
     data[2:400] = b"\x00" * 398
     with pytest.raises(ImageRejected, match="corrupt"):
         decode_and_resize(bytes(data), 64)
+
+
+@pytest.mark.parametrize("relative", FULL_SIZE_AND_ODD_MODES)
+def test_an_etl_at_any_image_size_stores_the_same_hashes_and_thumbnail(sample, relative):
+    """Datasets of two image sizes are audited against each other: their near-duplicate columns agree."""
+    uri = str(sample / relative)
+    at_paper_size = decoding.decode_one(uri, BASIS_SIDE, hashing=True)
+    assert at_paper_size.reason is None and len(at_paper_size.thumbnail) == 64 * 64
+    for size in (128, 299):
+        other = decoding.decode_one(uri, size, hashing=True)
+        assert (other.phash, other.thumbnail) == (at_paper_size.phash, at_paper_size.thumbnail), size
+    assert decoding.decode_one(uri, 128, hashing=False)[4:] == (None, None)
