@@ -23,16 +23,17 @@ from infra.network import Network
 from infra.settings import PipelineSettings
 from infra.storage import TEMPORARY_PREFIX, Storage
 from jobs.metric_lines import metric_definitions
-from jobs.pipeline_input import (
+from jobs.pipeline_input import JOB_NAME_PREFIX, processing_input
+from jobs.sagemaker_env import (
+    AUDIT_OUTPUT_DIR,
+    DATASET_CHANNEL,
     EVALUATION_MODEL_DIR,
     EVALUATION_OUTPUT_DIR,
-    JOB_NAME_PREFIX,
     REPORT_DATASET_DIR,
     REPORT_EVALUATIONS_DIR,
     REPORT_OUTPUT_DIR,
-    processing_input,
+    WEIGHTS_CHANNEL,
 )
-from jobs.sagemaker_env import AUDIT_OUTPUT_DIR, DATASET_CHANNEL, WEIGHTS_CHANNEL
 from jobs.stack_outputs import WEIGHTS_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -79,9 +79,10 @@ def _run(argv: list[str]) -> int:
             )
             if note:
                 print(note)
-            steps = runner.plan(exp, layout, args.data_root)
             if args.container:
-                steps = containers.in_container(steps)
+                steps = containers.container_plan(exp, layout, args.data_root)
+            else:
+                steps = runner.plan(exp, layout, args.data_root)
             print(f"experiment {exp.name}: {len(steps)} steps, outputs in {layout.experiment(exp)}")
             if not runner.run_steps(steps, force=args.force):
                 return 1

@@ -1,8 +1,9 @@
 """``cxr run --local --container``: training and evaluation inside the image built from containers/.
 
-The steps keep their arguments; only the program changes, from this checkout's Python to `docker run`
-with the folders mounted where SageMaker puts them (``jobs.sagemaker_env``): training reads the dataset
-channel and writes the model folder, evaluation gets the processing job's paths as its arguments.
+The plan's steps (``jobs.plan``) keep their arguments; only the program and the places change, from this
+checkout's Python to `docker run` with each location mounted where SageMaker puts it
+(``jobs.sagemaker_env``): training reads the dataset channel and writes the model folder, evaluation gets
+the processing job's paths as its arguments.
 Containers run without a network, as network-isolated SageMaker jobs do.
 """
 
@@ -14,12 +15,16 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from jobs import sagemaker_env
-from jobs.runner import Step
+from jobs import runner, sagemaker_env
+from jobs.experiment import Experiment
+from jobs.locations import Place, Ref, refs, render
+from jobs.plan import PlannedStep, build_plan
+from jobs.runner import LocalLayout, Step
 
 IMAGE = "cxr-pipeline:local"
 BASE_IMAGE_VARIABLE = "CXR_BASE_IMAGE"  # e.g. cxr-base:cpu from containers/build-base.sh
 ROOT = Path(__file__).resolve().parents[1]
+CONTAINER_KINDS = ("train", "evaluate")  # the SageMaker jobs whose contract the image must keep
 ENGINE_HINT = 'start one with `eval "$(containers/engine.sh start)"`, or run without --container'
 
 
@@ -33,10 +38,6 @@ def docker_problem() -> str | None:
     return None
 
 
-def _flag(command: list[str], name: str) -> str:
-    return next(arg.split("=", 1)[1] for arg in command if arg.startswith(f"--{name}="))
-
-
 def docker_run(mounts: dict[str, tuple[str, bool]], arguments: list[str]) -> list[str]:
     """``docker run`` of IMAGE, no network, as this user, with host folder -> (container path, read-only)."""
     volumes = [
@@ -48,40 +49,21 @@ def docker_run(mounts: dict[str, tuple[str, bool]], arguments: list[str]) -> lis
     return ["docker", "run", "--rm", "--network", "none", *user, *volumes, IMAGE, *arguments]
 
 
-def _containerised(step: Step) -> Step:
-    kind, arguments = step.command[3], step.command[4:]
-    data, model_dir = _flag(arguments, "data"), _flag(arguments, "model-dir")
-    if kind == "train":
-        Path(model_dir).mkdir(parents=True, exist_ok=True)
-        mounts = {
-            data: (sagemaker_env.channel_dir(sagemaker_env.DATASET_CHANNEL), True),
-            model_dir: (f"{sagemaker_env.DEFAULT_ROOT}/{sagemaker_env.MODEL_DIR}", False),
-        }
-        hyperparameters = [a for a in arguments if not a.startswith(("--data=", "--model-dir="))]
-        return replace(step, command=docker_run(mounts, ["train", *hyperparameters]))
-    output = _flag(arguments, "output")
-    Path(output).mkdir(parents=True, exist_ok=True)
-    inside = {
-        model_dir: sagemaker_env.EVALUATION_MODEL_DIR,
-        data: sagemaker_env.EVALUATION_DATASET_DIR,
-        output: sagemaker_env.EVALUATION_OUTPUT_DIR,
-    }
-    moved = []  # the arguments in their order, host paths replaced by the container's
-    for argument in arguments:
-        if argument.startswith("--external="):  # an external test set: one more read-only input
-            name, _, host = argument[len("--external=") :].partition("=")
-            inside[host] = sagemaker_env.external_dir(name)
-            moved.append(f"--external={name}={inside[host]}")
-        else:
-            moved.append(_moved(argument, inside))
-    mounts = {host: (path, host != output) for host, path in inside.items()}
-    return replace(step, command=docker_run(mounts, ["evaluate", *moved]))
-
-
-def _moved(argument: str, inside: dict[str, str]) -> str:
-    """``--flag=HOST_PATH`` -> ``--flag=CONTAINER_PATH`` for the mounted folders; others unchanged."""
-    flag, sep, value = argument.partition("=")
-    return f"{flag}={inside[value]}" if sep and value in inside else argument
+def container_command(step: PlannedStep, place: Place) -> list[str]:
+    """A training or evaluation step as ``docker run``: each location it names is mounted where the
+    SageMaker job finds it (``jobs.sagemaker_env``), outputs writable, inputs read-only. Training gets its
+    dataset and model folder from the contract and only its hyperparameters as arguments, as on SageMaker."""
+    if step.kind == "train":
+        inside, named = sagemaker_env.training_path, [*step.inputs, step.output]
+    else:
+        inside, named = sagemaker_env.processing_path, refs(step.arguments)
+    mounts = {}
+    for ref in named:
+        host = Path(place(ref.folder))
+        if ref.folder in step.outputs:
+            host.mkdir(parents=True, exist_ok=True)
+        mounts[str(host)] = (inside(ref.folder), ref.folder not in step.outputs)
+    return docker_run(mounts, [step.kind, *render(step.arguments, inside)])
 
 
 def build_command(base_image: str | None = None) -> list[str]:
@@ -92,8 +74,16 @@ def build_command(base_image: str | None = None) -> list[str]:
     return ["docker", "build", "--network", "host", *base, "-f", dockerfile, "-t", IMAGE, str(ROOT)]
 
 
-def in_container(steps: list[Step]) -> list[Step]:
-    # Always run: Docker's layer cache makes an unchanged build take seconds, and it catches code changes.
-    build = Step("build image", build_command(), done_marker=ROOT / "containers" / "no-such-marker", key="")
-    moved = [_containerised(s) if s.command[3] in ("train", "evaluate") else s for s in steps]
+def container_plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
+    """The local plan with training and evaluation in the image, after building it."""
+    build = Step("build image", build_command(), done_marker=None, key="")
+    local = runner.plan(exp, layout, data_root)
+
+    def place(ref: Ref) -> str:
+        return layout.place(exp, data_root, ref)
+
+    moved = [
+        replace(step, command=container_command(planned, place)) if planned.kind in CONTAINER_KINDS else step
+        for planned, step in zip(build_plan(exp), local, strict=True)
+    ]
     return [build, *moved]

@@ -110,7 +110,7 @@ def estimate_cost(exp: Experiment, context: dict[str, Any], *, spot: bool | None
     prices = load_prices()
     assumptions = prices["assumptions"]
     spot = _is_on(context["useSpot"]) if spot is None else spot
-    models = len(exp.training.models)
+    models = len(exp.runs())  # one training and one evaluation job per model and seed
     emr_hours = assumptions["emr_cluster_hours"]
     train_hours = training_hours(exp, context, prices)
     train_price = _price(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -26,10 +27,13 @@ from jobs.etl.settings import OUTPUT_VERSION, split_fractions_problem
 from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
 from jobs.evaluation.paper_figures import PAPER_EXPERIMENTS
 from jobs.evaluation.source_report import SET_KINDS
+from jobs.locations import Argument, Location, flag
 
 # The one list of model names; jobs.training.models builds each (a test keeps the two in step).
 MODEL_NAMES = ("resnet50", "densenet121", "vgg19", "inceptionv3", "small_cnn")
 TASKS = ("binary", "multiclass")
+# More repeats belong in a sweep of their own; 20 already multiplies every training job's cost by 20.
+MAX_SEEDS = 20
 ModelName = Literal[MODEL_NAMES]  # type: ignore[valid-type]  # a tuple subscript is the same Literal
 Task = Literal[TASKS]  # type: ignore[valid-type]
 
@@ -199,7 +203,12 @@ class TrainingConfig(_Strict):
     class_weights: Literal["none", "balanced"] = "none"
     early_stopping_patience: int | None = Field(None, gt=0)
     dropout: float = Field(0.5, ge=0, lt=1)
-    seed: int = 1
+    seed: int = Field(1, ge=0, description="the training seed; with a count of seeds, the first one")
+    seeds: int | list[int] = Field(
+        1,
+        description="repeats: a count N (seeds seed, seed+1, ..., seed+N-1) or the list of seeds; every "
+        "model is trained and evaluated once per seed, and the report reads across them",
+    )
 
     @field_validator("models")
     @classmethod
@@ -220,10 +229,48 @@ class TrainingConfig(_Strict):
             raise ValueError("the schedule needs at least one stage")
         return schedule
 
+    @field_validator("seeds")
+    @classmethod
+    def _usable_seeds(cls, seeds: int | list[int]) -> int | list[int]:
+        if isinstance(seeds, int) and not 1 <= seeds <= MAX_SEEDS:
+            raise ValueError(f"a count of seeds must be 1 to {MAX_SEEDS}, got {seeds}")
+        distinct = isinstance(seeds, list) and len(set(seeds)) == len(seeds) and min(seeds, default=0) >= 0
+        if isinstance(seeds, list) and not (1 <= len(seeds) <= MAX_SEEDS and distinct):
+            raise ValueError(f"a list of seeds holds 1 to {MAX_SEEDS} distinct non-negative integers")
+        return seeds
+
     def stages(self) -> tuple[Stage, ...]:
         if isinstance(self.schedule, str):
             return BUILTIN_SCHEDULES[self.schedule]
         return tuple(self.schedule)
+
+    def seed_list(self) -> tuple[int, ...]:
+        """The seeds every model is trained with, in order."""
+        if isinstance(self.seeds, list):
+            return tuple(self.seeds)
+        return tuple(range(self.seed, self.seed + self.seeds))
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model trained with one seed: the unit that is trained, evaluated and registered."""
+
+    model: str
+    seed: int
+
+    @property
+    def folder(self) -> str:
+        """Its folder under models/ and evaluations/ (locally and in S3)."""
+        return f"{self.model}/seed-{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} seed {self.seed}"
+
+    @property
+    def slug(self) -> str:
+        """For AWS names ([a-z0-9-]): ``densenet121-s3``."""
+        return f"{self.model.replace('_', '-')}-s{self.seed}"
 
 
 class ExternalTest(_Strict):
@@ -331,20 +378,24 @@ class Experiment(_Strict):
             }
         )
 
-    def model_key(self, model: str) -> str:
-        """Names one model's training output: the dataset plus everything that changes training."""
-        return _digest({"dataset": self.dataset_key(), "hp": training_hyperparameters(self, model)})
+    def runs(self) -> list[ModelRun]:
+        """Every model with every seed, model by model."""
+        return [ModelRun(m, seed) for m in self.training.models for seed in self.training.seed_list()]
 
-    def evaluation_key(self, model: str) -> str:
+    def model_key(self, model: str, seed: int) -> str:
+        """Names one trained model: the dataset plus everything that changes training, its seed included."""
+        return _digest({"dataset": self.dataset_key(), "hp": training_hyperparameters(self, model, seed)})
+
+    def evaluation_key(self, model: str, seed: int) -> str:
         return _digest(
-            {"model": self.model_key(model), "evaluation": self.evaluation.model_dump(mode="json")}
+            {"model": self.model_key(model, seed), "evaluation": self.evaluation.model_dump(mode="json")}
         )
 
     def report_key(self) -> str:
-        """Changes with any model's evaluation, and with the experiment's name or paper reference."""
+        """Changes with any run's evaluation, and with the experiment's name or paper reference."""
         return _digest(
             {
-                "evaluations": [self.evaluation_key(m) for m in self.training.models],
+                "evaluations": [self.evaluation_key(r.model, r.seed) for r in self.runs()],
                 "name": self.name,
                 "paper": self.paper_reference,
             }
@@ -402,24 +453,26 @@ def is_absolute_uri(uri: str) -> bool:
     return "://" in uri or uri.startswith("/")
 
 
-def etl_arguments(exp: Experiment, source_uris: list[str], output_uri: str) -> list[str]:
+def etl_arguments(exp: Experiment, source_uris: list[Location], output_uri: Location) -> list[Argument]:
     """Arguments of ``cxr etl`` (and of the EMR spark-submit step) for this experiment."""
     return etl_config_arguments(exp.etl, source_uris, output_uri)
 
 
-def external_etl_arguments(exp: Experiment, name: str, source_uris: list[str], output_uri: str) -> list[str]:
+def external_etl_arguments(
+    exp: Experiment, name: str, source_uris: list[Location], output_uri: Location
+) -> list[Argument]:
     """Arguments of ``cxr etl`` for external test set ``name``: a test-only dataset."""
     return [*etl_config_arguments(exp.external_etl(name), source_uris, output_uri), "--test-only"]
 
 
-def etl_config_arguments(etl: EtlConfig, source_uris: list[str], output_uri: str) -> list[str]:
+def etl_config_arguments(etl: EtlConfig, source_uris: list[Location], output_uri: Location) -> list[Argument]:
     args = [
-        flag
+        argument
         for src, uri in zip(etl.sources, source_uris, strict=True)
-        for flag in (f"--source={src.kind}={uri}", *src.filter_arguments())
+        for argument in (flag(f"--source={src.kind}=", uri), *src.filter_arguments())
     ]
     args += [
-        f"--output={output_uri}",
+        flag("--output=", output_uri),
         f"--image-size={etl.image_size}",
         f"--view={etl.view}",
         f"--modality={etl.modality}",
@@ -438,8 +491,9 @@ def etl_config_arguments(etl: EtlConfig, source_uris: list[str], output_uri: str
     return args
 
 
-def training_hyperparameters(exp: Experiment, model: str) -> dict[str, str]:
-    """SageMaker hyperparameters (string values) of one model; ``train`` takes the same as ``--key value``."""
+def training_hyperparameters(exp: Experiment, model: str, seed: int) -> dict[str, str]:
+    """SageMaker hyperparameters (string values) of one model and seed; ``train`` takes the same as
+    ``--key=value``."""
     t = exp.training
     return {
         "model": model,
@@ -452,7 +506,7 @@ def training_hyperparameters(exp: Experiment, model: str) -> dict[str, str]:
         "class_weights": t.class_weights,
         "early_stopping_patience": str(t.early_stopping_patience or 0),
         "dropout": str(t.dropout),
-        "seed": str(t.seed),
+        "seed": str(seed),
     }
 
 
@@ -461,41 +515,49 @@ def hyperparameters_to_argv(hyperparameters: dict[str, str]) -> list[str]:
 
 
 def evaluation_arguments(
-    exp: Experiment, *, model_dir: str, data: str, output: str, externals: dict[str, str] | None = None
-) -> list[str]:
-    """Arguments of ``evaluate`` (``cxr evaluate``): local paths here, the job's mount points in the cloud.
-    ``externals``: external test set name -> its dataset's location."""
+    exp: Experiment,
+    *,
+    model_dir: Location,
+    data: Location,
+    output: Location,
+    externals: dict[str, Location] | None = None,
+) -> list[Argument]:
+    """Arguments of ``evaluate`` (``cxr evaluate``). ``externals``: external test set name -> its dataset."""
     ev = exp.evaluation
+    externals = externals or {}
     return [
-        f"--model-dir={model_dir}",
-        f"--data={data}",
-        f"--output={output}",
+        flag("--model-dir=", model_dir),
+        flag("--data=", data),
+        flag("--output=", output),
         f"--bootstrap-samples={ev.bootstrap_samples}",
         f"--gradcam-examples={ev.gradcam_examples}",
-        *(f"--external={name}={uri}" for name, uri in sorted((externals or {}).items())),
-        *(
-            f"--external-kind={e.name}={e.kind}"
-            for e in ev.external
-            if e.kind and e.name in (externals or {})
-        ),
+        *(flag(f"--external={name}=", externals[name]) for name in sorted(externals)),
+        *(f"--external-kind={e.name}={e.kind}" for e in ev.external if e.kind and e.name in externals),
         f"--operating-rule={ev.operating_rule}",
     ]
 
 
-def audit_arguments(dataset: str, externals: dict[str, str], report: str) -> list[str]:
+def audit_arguments(dataset: Location, externals: dict[str, Location], report: Location) -> list[Argument]:
     """Arguments of ``cxr audit-data``: the experiment's dataset against each external test set's
     (name -> location), the full report written to ``report``; run before any evaluation reads them."""
-    return [dataset, *(f"--against={uri}" for uri in externals.values()), f"--json={report}"]
+    return [
+        flag("", dataset),
+        *(flag("--against=", location) for location in externals.values()),
+        flag("--json=", report),
+    ]
 
 
-def report_arguments(exp: Experiment, *, evaluations: str, dataset: str, output: str) -> list[str]:
-    """Arguments of ``cxr report``: a folder of per-model evaluations, the dataset (for its manifest)."""
+def report_arguments(
+    exp: Experiment, *, evaluations: Location, dataset: Location, output: Location
+) -> list[Argument]:
+    """Arguments of ``cxr report``: a folder of per-run evaluations, the dataset (for its manifest)."""
     args = [
-        evaluations,
-        f"--output={output}",
-        f"--manifest={dataset}",
+        flag("", evaluations),
+        flag("--output=", output),
+        flag("--manifest=", dataset),
         f"--experiment-name={exp.name}",
         f"--models={','.join(exp.training.models)}",
+        f"--seeds={','.join(str(seed) for seed in exp.training.seed_list())}",
     ]
     if exp.paper_reference:
         args.append(f"--paper-reference={exp.paper_reference}")

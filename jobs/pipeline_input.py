@@ -15,33 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from jobs.evaluation.sagemaker_card import SAGEMAKER_MODEL_CARD_FILE
-from jobs.experiment import (
-    MODEL_NAMES,
-    TASKS,
-    Experiment,
-    ExperimentError,
-    audit_arguments,
-    etl_arguments,
-    evaluation_arguments,
-    external_etl_arguments,
-    is_absolute_uri,
-    report_arguments,
-    source_uris,
-    training_hyperparameters,
-)
-
-# Where SageMaker Processing mounts inputs and collects outputs; jobs.sagemaker_env owns every /opt/ml path
-# (these names stay importable from here for infra and tests).
-from jobs.sagemaker_env import (
-    AUDIT_OUTPUT_DIR,
-    EVALUATION_DATASET_DIR,
-    EVALUATION_MODEL_DIR,
-    EVALUATION_OUTPUT_DIR,
-    REPORT_DATASET_DIR,
-    REPORT_EVALUATIONS_DIR,
-    REPORT_OUTPUT_DIR,
-    external_dir,
-)
+from jobs.experiment import MODEL_NAMES, TASKS, Experiment, ExperimentError, is_absolute_uri, source_uris
+from jobs.locations import Ref, render
+from jobs.plan import DATASET, audit_step, build_plan
+from jobs.sagemaker_env import processing_path
 
 INPUT_VERSION = 1
 
@@ -347,28 +324,26 @@ def processing_input(name: str, local_path: str, s3_uri: str, *, s3_uri_path: bo
     }
 
 
-def _externals(exp: Experiment, raw_uri: str, datasets_uri: str) -> list[dict[str, Any]]:
-    """Each external test set: its test-only dataset (keyed like the experiment's) and its EMR step."""
+def _check_external_count(exp: Experiment) -> None:
     if len(exp.evaluation.external) > MAX_EXTERNAL_SETS:
         raise ExperimentError(
             f"experiment '{exp.name}': field 'evaluation.external' lists {len(exp.evaluation.external)} "
             f"sets; the cloud evaluation job mounts at most {MAX_EXTERNAL_SETS}: split the experiment"
         )
-    externals = []
-    for external in exp.evaluation.external:
-        dataset = _dataset_location(datasets_uri, exp.external_dataset_key(external.name))
-        sources = cloud_source_uris(exp, raw_uri, external.name)
-        arguments = external_etl_arguments(exp, external.name, sources, dataset["uri"])
-        externals.append(
-            {"name": external.name, "dataset": dataset, "etl": {"stepArguments": [ETL_COMMAND, *arguments]}}
-        )
-    return externals
+
+
+def _one(renderings: list[list[str]], kind: str) -> list[str]:
+    """The arguments every job of one kind shares (the Map passes one list to all of them)."""
+    if any(r != renderings[0] for r in renderings):
+        raise ValueError(f"the {kind} jobs' arguments differ inside the job; the input carries one list")
+    return renderings[0]
 
 
 def state_machine_input(
     exp: Experiment, *, raw_uri: str, datasets_uri: str, artifacts_uri: str, run_id: str
 ) -> dict[str, Any]:
-    """The execution input of one experiment run (pure: same arguments, same dict).
+    """The execution input of one experiment run (pure: same arguments, same dict): the experiment's plan
+    (``jobs.plan``) with the EMR steps' locations in S3 and the SageMaker jobs' on their mount points.
 
     ``raw_uri``, ``datasets_uri`` and ``artifacts_uri`` are the stack's bucket URIs (its outputs), with an
     optional prefix. The dataset lives at ``<datasets_uri>/datasets/<dataset key>`` so an unchanged ETL
@@ -378,76 +353,80 @@ def state_machine_input(
         raise ExperimentError(
             f"run id {run_id!r}: use 1-24 lower-case letters, digits and '-' (see new_run_id)"
         )
-    datasets_uri = _s3(datasets_uri, "datasets_uri")
+    _check_external_count(exp)
+    raw_uri, datasets_uri = _s3(raw_uri, "raw_uri"), _s3(datasets_uri, "datasets_uri")
+    cloud_source_uris(exp, raw_uri)  # refuses sources the cloud cannot read, naming the field
+    for external in exp.evaluation.external:
+        cloud_source_uris(exp, raw_uri, external.name)
     dataset = _dataset_location(datasets_uri, exp.dataset_key())
-    dataset_uri = dataset["uri"]
-    externals = _externals(exp, raw_uri, datasets_uri)
+    external_datasets = {
+        e.name: _dataset_location(datasets_uri, exp.external_dataset_key(e.name))
+        for e in exp.evaluation.external
+    }
+
+    def in_s3(ref: Ref) -> str:
+        """Where the EMR steps read and write."""
+        if ref.role == "raw":
+            return ref.name.rstrip("/") if is_absolute_uri(ref.name) else f"{raw_uri}/{ref.name.strip('/')}"
+        return (dataset if ref.role == "dataset" else external_datasets[ref.name])["uri"]
+
+    steps = build_plan(exp)
+    etl = {step.output: [ETL_COMMAND, *render(step.arguments, in_s3)] for step in steps if step.kind == "etl"}
+    jobs = {
+        kind: [s for s in steps if s.kind == kind] for kind in ("audit-data", "train", "evaluate", "report")
+    }
+    externals = [
+        {"name": name, "dataset": location, "etl": {"stepArguments": etl[Ref("external", name)]}}
+        for name, location in external_datasets.items()
+    ]
     # The evaluation and the data audit mount the dataset and each external set at the same paths.
-    external_dirs = {e["name"]: external_dir(e["name"]) for e in externals}
     data_inputs = [
-        processing_input("dataset", EVALUATION_DATASET_DIR, dataset_uri),
+        processing_input("dataset", processing_path(DATASET), dataset["uri"]),
         *(
-            processing_input(f"external-{e['name']}", external_dirs[e["name"]], e["dataset"]["uri"])
-            for e in externals
+            processing_input(f"external-{name}", processing_path(Ref("external", name)), location["uri"])
+            for name, location in external_datasets.items()
         ),
     ]
     run_uri = f"{_s3(artifacts_uri, 'artifacts_uri')}/runs/{exp.name}/{run_id}"
     tmp_uri = f"{_s3(artifacts_uri, 'artifacts_uri')}/tmp/checkpoints/{exp.name}/{run_id}"
     models = [
         {
-            "model": model,
-            "trainingJobName": _job_name(exp, run_id, "train", model),
-            "hyperparameters": training_hyperparameters(exp, model),
+            "model": step.run.model,
+            "seed": step.run.seed,
+            "trainingJobName": _job_name(exp, run_id, "train", step.run.slug),
+            "hyperparameters": step.hyperparameters,
             "outputUri": f"{run_uri}/training",
-            "checkpointUri": f"{tmp_uri}/{model}",
-            "evaluationJobName": _job_name(exp, run_id, "eval", model),
-            "evaluationUri": f"{run_uri}/evaluation/{model}",
-            "modelCard": _model_card(exp, run_id, model, f"{run_uri}/evaluation/{model}"),
+            "checkpointUri": f"{tmp_uri}/{step.run.folder}",
+            "evaluationJobName": _job_name(exp, run_id, "eval", step.run.slug),
+            "evaluationUri": f"{run_uri}/evaluation/{step.run.folder}",
+            "modelCard": _model_card(exp, run_id, step.run.slug, f"{run_uri}/evaluation/{step.run.folder}"),
         }
-        for model in exp.training.models
+        for step in jobs["train"]
     ]
+    audit = jobs["audit-data"][0] if jobs["audit-data"] else audit_step({})
     return {
         "version": INPUT_VERSION,
         "experiment": exp.name,
         "runId": run_id,
         "task": exp.training.task,
         "dataset": dataset,
-        "etl": {
-            "stepArguments": [ETL_COMMAND, *etl_arguments(exp, cloud_source_uris(exp, raw_uri), dataset_uri)]
-        },
+        "etl": {"stepArguments": etl[DATASET]},
         "externals": externals,
         "audit": {
             "jobName": _job_name(exp, run_id, "audit"),
             "uri": f"{run_uri}/audit-data",
-            "arguments": [
-                "audit-data",
-                *audit_arguments(EVALUATION_DATASET_DIR, external_dirs, f"{AUDIT_OUTPUT_DIR}/audit.json"),
-            ],
+            "arguments": ["audit-data", *render(audit.arguments, processing_path)],
         },
         "models": models,
         "evaluation": {
-            "arguments": evaluation_arguments(
-                exp,
-                model_dir=EVALUATION_MODEL_DIR,
-                data=EVALUATION_DATASET_DIR,
-                output=EVALUATION_OUTPUT_DIR,
-                externals=external_dirs,
-            ),
+            "arguments": _one([render(s.arguments, processing_path) for s in jobs["evaluate"]], "evaluation"),
             "processingInputs": data_inputs,
         },
         "report": {
             "jobName": _job_name(exp, run_id, "report"),
             "evaluationsUri": f"{run_uri}/evaluation",
             "uri": f"{run_uri}/report",
-            "arguments": [
-                "report",
-                *report_arguments(
-                    exp,
-                    evaluations=REPORT_EVALUATIONS_DIR,
-                    dataset=REPORT_DATASET_DIR,
-                    output=REPORT_OUTPUT_DIR,
-                ),
-            ],
+            "arguments": ["report", *render(jobs["report"][0].arguments, processing_path)],
         },
     }
 

@@ -99,7 +99,7 @@ def quota_checks(
     etl: bool,
 ) -> list[Check]:
     """The quotas of what one execution runs at the same time."""
-    at_once = min(settings["modelConcurrency"], len(exp.training.models))
+    at_once = min(settings["modelConcurrency"], len(exp.runs()))  # the Map runs model x seed items
     kind = "spot training job usage" if settings["useSpot"] else "training job usage"
     checks = [
         _quota_check(

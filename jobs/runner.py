@@ -1,7 +1,7 @@
 """``cxr run EXPERIMENT --local``: the whole experiment on this machine, step by step.
 
-Each step runs the same entry point, with the same arguments, that the state machine runs in the
-cloud (``jobs.experiment`` builds both), as a child process, so a crash in one model's training
+Each step of the experiment's plan (``jobs.plan``, which the state machine's input is rendered from
+too) runs as a child process, so a crash in one model's training
 cannot take the others down. A step whose outputs exist for the same inputs and settings is skipped:
 each step's key chains the keys of the steps it reads from, and the ETL's key covers the resolved
 source URIs and a listing of the source files, so other data reruns the ETL and everything after it.
@@ -10,6 +10,7 @@ A step's key is removed before it runs and written (atomically) only after it su
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -19,44 +20,40 @@ from pathlib import Path
 
 from jobs import child_processes
 from jobs.atomic import write_text_atomically
-from jobs.experiment import (
-    Experiment,
-    audit_arguments,
-    etl_arguments,
-    evaluation_arguments,
-    external_etl_arguments,
-    hyperparameters_to_argv,
-    report_arguments,
-    source_uris,
-    training_hyperparameters,
-)
+from jobs.experiment import Experiment, ModelRun, is_absolute_uri
+from jobs.locations import Bound, Place, Ref, joined, render
+from jobs.plan import PlannedStep, build_plan
 from jobs.source_listing import sources_fingerprint
 
 
 @dataclass(frozen=True)
 class Step:
-    """One entry-point call. It is done when ``done_marker`` exists and was made with the same ``key``."""
+    """One command. It is done when ``done_marker`` exists and was made with the same ``key``; a step
+    without a marker always runs (building the image: Docker's cache makes that quick)."""
 
     name: str
     command: list[str]
-    done_marker: Path
+    done_marker: Path | None
     key: str
 
     @property
-    def _key_file(self) -> Path:
-        return self.done_marker.parent / ".cxr-step-key"
+    def _key_file(self) -> Path | None:
+        return self.done_marker.parent / ".cxr-step-key" if self.done_marker else None
 
     def is_done(self) -> bool:
-        return (
-            self.done_marker.exists() and self._key_file.exists() and self._key_file.read_text() == self.key
+        key_file = self._key_file
+        return bool(
+            key_file and self.done_marker.exists() and key_file.exists() and key_file.read_text() == self.key
         )
 
     def mark_done(self) -> None:
-        write_text_atomically(self._key_file, self.key)
+        if self._key_file:
+            write_text_atomically(self._key_file, self.key)
 
     def forget(self) -> None:
         """Before a (re)run: outputs half-rewritten by a killed run must never pass as done."""
-        self._key_file.unlink(missing_ok=True)
+        if self._key_file:
+            self._key_file.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -71,107 +68,80 @@ class LocalLayout:
     def external_dataset(self, exp: Experiment, name: str) -> Path:
         return self.root / "datasets" / exp.external_dataset_key(name)
 
-    def external_datasets(self, exp: Experiment) -> dict[str, str]:
-        """Every external test set's dataset by name, in the experiment's order."""
-        return {e.name: str(self.external_dataset(exp, e.name)) for e in exp.evaluation.external}
-
     def experiment(self, exp: Experiment) -> Path:
         return self.root / "experiments" / exp.name
 
-    def model(self, exp: Experiment, model: str) -> Path:
-        return self.experiment(exp) / "models" / model
+    def model(self, exp: Experiment, run: ModelRun) -> Path:
+        return self.experiment(exp) / "models" / run.folder
 
-    def evaluation(self, exp: Experiment, model: str) -> Path:
-        return self.experiment(exp) / "evaluations" / model
+    def evaluation(self, exp: Experiment, run: ModelRun) -> Path:
+        return self.experiment(exp) / "evaluations" / run.folder
 
     def report(self, exp: Experiment) -> Path:
         return self.experiment(exp) / "report"
 
+    def place(self, exp: Experiment, data_root: Path, ref: Ref) -> str:
+        """Where a role lives on this machine; raw sources resolve against ``data_root``."""
+        folders = {
+            "dataset": lambda: self.dataset(exp),
+            "external": lambda: self.external_dataset(exp, ref.name),
+            "audit": lambda: self.experiment(exp) / "audit-data",
+            "model": lambda: self.experiment(exp) / "models" / ref.name,
+            "evaluation": lambda: self.experiment(exp) / "evaluations" / ref.name,
+            "evaluations": lambda: self.experiment(exp) / "evaluations",
+            "report": lambda: self.report(exp),
+        }
+        if ref.role == "raw":
+            folder = ref.name if is_absolute_uri(ref.name) else str(data_root.resolve() / ref.name.strip("/"))
+            return joined(folder.rstrip("/"), ref.path)
+        return joined(str(folders[ref.role]()), ref.path)
+
+
+# The locations a training job gets from SageMaker's contract (channels, model folder) are flags locally.
+TRAINING_LOCATION_FLAGS = {"dataset": "--data=", "model": "--model-dir="}
+
 
 def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
+    """The experiment's steps (``jobs.plan``) as child-process commands of this checkout's ``cxr``."""
+    steps = build_plan(exp)
+
+    def place(ref: Ref) -> str:
+        return layout.place(exp, data_root, ref)
+
+    keys = local_keys(steps, place)
     cli = [sys.executable, "-m", "jobs.cli"]
-    dataset = layout.dataset(exp)
-    sources = source_uris(exp, str(data_root.resolve()))
-    etl_key = f"{exp.dataset_key()} sources:{sources_fingerprint(sources)}"
-    steps = [
+    return [
         Step(
-            "etl",
-            [*cli, "etl", *etl_arguments(exp, sources, str(dataset))],
-            dataset / "manifest.json",
-            etl_key,
+            step.name,
+            [*cli, step.kind, *local_arguments(step, place)],
+            Path(place(step.output.at(step.marker))),
+            keys[step.name],
         )
+        for step in steps
     ]
-    externals_checked = external_steps(exp, layout, data_root, etl_key)
-    steps += externals_checked
-    # Evaluations read the external sets too: their keys chain the audit's, which chains every dataset's.
-    evaluation_data_key = externals_checked[-1].key if externals_checked else etl_key
-    externals = layout.external_datasets(exp)
-    for model in exp.training.models:
-        model_dir = layout.model(exp, model)
-        hyperparameters = hyperparameters_to_argv(training_hyperparameters(exp, model))
-        steps.append(
-            Step(
-                f"train {model}",
-                [*cli, "train", f"--data={dataset}", f"--model-dir={model_dir}", *hyperparameters],
-                model_dir / "config.json",
-                f"{exp.model_key(model)} data:{etl_key}",
-            )
-        )
-    for model in exp.training.models:
-        out = layout.evaluation(exp, model)
-        arguments = evaluation_arguments(
-            exp,
-            model_dir=str(layout.model(exp, model)),
-            data=str(dataset),
-            output=str(out),
-            externals=externals,
-        )
-        steps.append(
-            Step(
-                f"evaluate {model}",
-                [*cli, "evaluate", *arguments],
-                out / "metrics.json",
-                f"{exp.evaluation_key(model)} data:{evaluation_data_key}",
-            )
-        )
-    report = layout.report(exp)
-    arguments = report_arguments(
-        exp, evaluations=str(layout.experiment(exp) / "evaluations"), dataset=str(dataset), output=str(report)
-    )
-    report_key = f"{exp.report_key()} data:{etl_key}"
-    steps.append(Step("report", [*cli, "report", *arguments], report / "report.html", report_key))
-    return steps
 
 
-def external_steps(exp: Experiment, layout: LocalLayout, data_root: Path, etl_key: str) -> list[Step]:
-    """One test-only ETL per external test set, then an audit that fails the run when one of them
-    shares a patient, a file or a near-duplicate with the experiment's dataset."""
-    cli = [sys.executable, "-m", "jobs.cli"]
-    steps = []
-    for external in exp.evaluation.external:
-        out = layout.external_dataset(exp, external.name)
-        sources = source_uris(exp, str(data_root.resolve()), exp.external_etl(external.name))
-        steps.append(
-            Step(
-                f"etl external {external.name}",
-                [*cli, "etl", *external_etl_arguments(exp, external.name, sources, str(out))],
-                out / "manifest.json",
-                f"{exp.external_dataset_key(external.name)} sources:{sources_fingerprint(sources)}",
-            )
-        )
-    if steps:
-        externals = layout.external_datasets(exp)
-        audit = layout.experiment(exp) / "audit-data"
-        arguments = audit_arguments(str(layout.dataset(exp)), externals, str(audit / "audit.json"))
-        steps.append(
-            Step(
-                "audit-data",
-                [*cli, "audit-data", *arguments],
-                audit / "audit.json",
-                " ".join([etl_key, *(step.key for step in steps)]),
-            )
-        )
-    return steps
+def local_arguments(step: PlannedStep, place: Place) -> list[str]:
+    """A step's arguments with local places; training also gets its data and model folders as flags."""
+    contract = []
+    if step.kind == "train":
+        contract = [Bound(TRAINING_LOCATION_FLAGS[ref.role], ref) for ref in (*step.inputs, step.output)]
+    return render([*contract, *step.arguments], place)
+
+
+def local_keys(steps: list[PlannedStep], place: Place) -> dict[str, str]:
+    """Each step's key chained with the keys of the steps that wrote its inputs, and for an ETL with a
+    listing of its source files: other data, or any change upstream, reruns a step and all after it."""
+    writer: dict[Ref, str] = {}
+    keys: dict[str, str] = {}
+    for step in steps:
+        parts = [step.key, *(keys[writer[ref]] for ref in step.inputs)]
+        if step.sources:
+            parts.append(f"sources:{sources_fingerprint([place(ref) for ref in step.sources])}")
+        keys[step.name] = hashlib.sha256(" ".join(parts).encode()).hexdigest()[:32]
+        for ref in step.outputs:
+            writer[ref] = step.name
+    return keys
 
 
 def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = print) -> bool:
@@ -199,23 +169,26 @@ def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = prin
     return True
 
 
-def _figure(value: float | None, ci: list[float] | None = None) -> str:
-    if value is None:
+def _spread(figure: dict) -> str:
+    if figure["median"] is None:
         return "n/a"
-    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    low, high = figure["min"], figure["max"]
+    return f"{figure['median']:.3f}" + (f" (seeds {low:.3f} to {high:.3f})" if low != high else "")
 
 
 def headline(report_dir: Path) -> list[str]:
-    """The lines printed at the end of a run: each model's main figures, then the report's path."""
+    """The lines printed at the end of a run: each model's internal figures over its seeds, the sentences
+    the seeds support, then the report's path."""
     lines = []
     summary = report_dir / "report.json"
     if summary.exists():
-        for m in json.loads(summary.read_text())["models"]:
-            verdict = (m["audit"].get("verdict") or {}).get("level", "n/a")
+        for m in json.loads(summary.read_text())["across_seeds"]:
+            internal = m["rows"][0]["figures"]
             lines.append(
-                f"  {m['model']:12} accuracy {_figure(m['accuracy'], m['accuracy_ci'])}  "
-                f"macro F1 {_figure(m['table']['macro avg']['f1-score'], m['macro_f1_ci'])}  "
-                f"shortcut audit: {verdict}"
+                f"  {m['model']:12} {len(m['seeds'])} seed(s): macro F1 {_spread(internal['macro_f1'])}, "
+                f"ROC AUC {_spread(internal['roc_auc'])}; shortcut audit: {m['audit']['level']}"
             )
+        for m in json.loads(summary.read_text())["across_seeds"]:
+            lines += [f"  - {sentence}" for sentence in m["sentences"]]
     lines.append(f"report: {report_dir / 'report.html'}")
     return lines

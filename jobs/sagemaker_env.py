@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobs.locations import Ref, joined
+
 DEFAULT_ROOT = "/opt/ml"
 ROOT_VARIABLE = "CXR_OPT_ML"
 DATASET_CHANNEL = "dataset"  # the training job's input channel holding the ETL output (manifest.json + data/)
@@ -53,6 +55,31 @@ def channel_dir(name: str, root: str = DEFAULT_ROOT) -> str:
 def external_dir(name: str) -> str:
     """Where the evaluation and the data audit find external test set ``name``."""
     return f"{EVALUATION_EXTERNAL_DIR}/{name}"
+
+
+# Where each role of an experiment's plan (jobs.locations) is inside a job: the mount table shared by the
+# local container runner and the state machine's input.
+TRAINING_PATHS = {"dataset": channel_dir(DATASET_CHANNEL), "model": f"{DEFAULT_ROOT}/{MODEL_DIR}"}
+PROCESSING_PATHS = {
+    "dataset": EVALUATION_DATASET_DIR,
+    "model": EVALUATION_MODEL_DIR,
+    "evaluation": EVALUATION_OUTPUT_DIR,
+    "audit": AUDIT_OUTPUT_DIR,
+    "evaluations": REPORT_EVALUATIONS_DIR,
+    "report": REPORT_OUTPUT_DIR,
+}
+
+
+def training_path(ref: Ref) -> str:
+    """Where a training job finds a role (its dataset channel, its model folder)."""
+    return joined(TRAINING_PATHS[ref.role], ref.path)
+
+
+def processing_path(ref: Ref) -> str:
+    """Where a processing job (evaluation, audit, report) finds a role; each job sees one model and one
+    evaluation, so their names do not appear in the path, external sets' do."""
+    folder = external_dir(ref.name) if ref.role == "external" else PROCESSING_PATHS[ref.role]
+    return joined(folder, ref.path)
 
 
 class ContainerContractError(ValueError):

@@ -146,3 +146,14 @@ def test_docs_quote_the_generated_table():
     assert block.group(1) == markdown_table(shipped_experiments()), (
         "regenerate it: .venv/bin/python -m jobs.costs"
     )
+
+
+def test_seeds_multiply_the_training_and_evaluation_jobs_only(prices):
+    exp = load_experiment(PAPER)
+    repeated = exp.model_copy(update={"training": exp.training.model_copy(update={"seeds": 3})})
+    once = {line.item: line for line in estimate_cost(exp, cdk_context(), spot=False).lines}
+    thrice = {line.item: line for line in estimate_cost(repeated, cdk_context(), spot=False).lines}
+    for item in ("SageMaker training", "SageMaker processing: evaluation"):
+        assert thrice[item].instances == 3 * once[item].instances == 3 * 4
+    for item in ("EMR Core node (EC2 + EMR)", "SageMaker processing: report"):
+        assert thrice[item].instances == once[item].instances

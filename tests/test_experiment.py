@@ -90,10 +90,10 @@ def test_a_missing_or_malformed_file_is_named(tmp_path):
 
 def test_hyperparameters_are_strings_and_become_flags():
     exp = load_experiment(next(p for p in EXPERIMENTS if p.stem == "demo"))
-    hp = training_hyperparameters(exp, "small_cnn")
+    hp = training_hyperparameters(exp, "small_cnn", 1)
     assert all(isinstance(v, str) for v in hp.values())
     assert "--model=small_cnn" in hyperparameters_to_argv(hp)
-    assert exp.model_key("small_cnn") != exp.model_key("densenet121")
+    assert exp.model_key("small_cnn", 1) != exp.model_key("densenet121", 1)
 
 
 def test_label_rules_become_etl_flags_in_order_and_unknown_classes_are_named():
@@ -244,7 +244,34 @@ def test_an_external_sets_kind_reaches_evaluate():
 def test_a_newer_etl_output_version_names_other_datasets(monkeypatch):
     """An ETL that writes other values (e.g. another near-duplicate hash) must not reuse older outputs."""
     exp = load_experiment(next(p for p in EXPERIMENTS if p.stem == "demo"))
-    before = (exp.dataset_key(), exp.external_dataset_key("hannover"), exp.model_key("small_cnn"))
+    before = (exp.dataset_key(), exp.external_dataset_key("hannover"), exp.model_key("small_cnn", 1))
     monkeypatch.setattr(experiment_module, "OUTPUT_VERSION", experiment_module.OUTPUT_VERSION + 1)
-    after = (exp.dataset_key(), exp.external_dataset_key("hannover"), exp.model_key("small_cnn"))
+    after = (exp.dataset_key(), exp.external_dataset_key("hannover"), exp.model_key("small_cnn", 1))
     assert all(a != b for a, b in zip(before, after, strict=True))
+
+
+def test_seeds_are_a_count_from_the_first_seed_or_a_list_and_each_names_its_own_model():
+    raw = json.loads(next(p for p in EXPERIMENTS if p.stem == "demo").read_text())
+    raw["training"] |= {"seed": 7, "seeds": 3}
+    exp = parse_experiment(raw)
+    assert exp.training.seed_list() == (7, 8, 9)
+    assert [(r.model, r.seed) for r in exp.runs()] == [
+        (m, s) for m in ("small_cnn", "densenet121") for s in (7, 8, 9)
+    ]
+    assert len({exp.model_key("small_cnn", s) for s in (7, 8, 9)}) == 3
+    assert training_hyperparameters(exp, "small_cnn", 8)["seed"] == "8"
+    raw["training"]["seeds"] = [3, 1]
+    assert parse_experiment(raw).training.seed_list() == (3, 1)
+    # one seed is the experiment as before seeds existed: same trained model, same key
+    raw["training"] |= {"seed": 1, "seeds": 1}
+    single = parse_experiment(raw)
+    del raw["training"]["seeds"], raw["training"]["seed"]
+    assert single.model_key("small_cnn", 1) == parse_experiment(raw).model_key("small_cnn", 1)
+
+
+@pytest.mark.parametrize("seeds", [0, 21, [], [1, 1], [-1], "3", True])
+def test_unusable_seeds_are_refused_naming_the_field(seeds):
+    raw = json.loads(next(p for p in EXPERIMENTS if p.stem == "demo").read_text())
+    raw["training"]["seeds"] = seeds
+    with pytest.raises(ExperimentError, match=r"field 'training.seeds"):
+        parse_experiment(raw)

@@ -10,90 +10,123 @@ import pytest
 
 from jobs import containers, runner, sagemaker_env
 from jobs.cli import main as cxr
-from jobs.experiment import evaluation_arguments, hyperparameters_to_argv, load_experiment, parse_experiment
-from jobs.pipeline_input import (
-    EVALUATION_DATASET_DIR,
-    EVALUATION_MODEL_DIR,
-    EVALUATION_OUTPUT_DIR,
-    REPORT_DATASET_DIR,
-    REPORT_EVALUATIONS_DIR,
-    REPORT_OUTPUT_DIR,
-    etl_arguments_of,
-    state_machine_input,
-)
+from jobs.experiment import ModelRun, load_experiment, parse_experiment
+from jobs.pipeline_input import etl_arguments_of, state_machine_input
+from jobs.sagemaker_env import DATASET_CHANNEL, EVALUATION_OUTPUT_DIR
+from tests.cdk_support import synthesize
+from tests.sagemaker_local import map_items, resolve, state, task_request
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.json"))
 
 
-def _without_locations(args: list[str], locations: dict[str, str]) -> list[str]:
-    """Arguments with each place replaced by its role, so local and cloud runs can be compared."""
+def _by_role(args: list[str], places: dict[str, str]) -> list[str]:
+    """Each argument whose value is one of ``places`` (or a file inside one) with that place's role instead:
+    a whole value is replaced, never a substring of another."""
     out = []
     for arg in args:
-        for place, role in locations.items():
-            arg = arg.replace(place, role)
-        out.append(arg)
+        head, sep, value = arg.rpartition("=") if arg.startswith("--") else ("", "", arg)
+        for place, role in sorted(places.items(), key=lambda item: -len(item[0])):
+            if value == place or value.startswith(place.rstrip("/") + "/"):
+                value = role + value[len(place.rstrip("/")) :]
+                break
+        out.append(f"{head}{sep}{value}")
     return out
 
 
+def _mounted_roles(request: dict, roles_by_uri: dict[str, str]) -> dict[str, str]:
+    """A processing request's LocalPaths by the role of the S3 URI mounted there (the definition's own)."""
+    inputs = [(i["S3Input"]["S3Uri"], i["S3Input"]["LocalPath"]) for i in request["ProcessingInputs"]]
+    outputs = [
+        (o["S3Output"]["S3Uri"], o["S3Output"]["LocalPath"])
+        for o in request["ProcessingOutputConfig"]["Outputs"]
+    ]
+    return {local: roles_by_uri[uri.rstrip("/")] for uri, local in inputs + outputs}
+
+
+def _app_arguments(request: dict) -> list[str]:
+    """The ``cxr`` subcommand the job's container runs and its arguments: the image's ``evaluate`` program
+    is ``cxr evaluate`` (pyproject's scripts), ``cxr`` takes the subcommand as its first argument."""
+    app = request["AppSpecification"]
+    program, *rest = app["ContainerEntrypoint"]
+    return [*([] if program == "cxr" else [program]), *rest, *app.get("ContainerArguments", [])]
+
+
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
-def test_local_and_cloud_runs_give_the_entry_points_the_same_arguments(path, tmp_path):
+def test_every_step_gets_the_same_arguments_locally_and_in_the_synthesized_cloud_role_by_role(path, tmp_path):
+    """Local places are where the README says a run writes; cloud places are where the synthesized state
+    machine mounts each S3 URI of the execution input. Both sides are read back by role and compared."""
+    template = synthesize().template
     exp = load_experiment(path)
-    layout = runner.LocalLayout(tmp_path)
-    steps = {s.name: s.command[4:] for s in runner.plan(exp, layout, tmp_path / "raw")}
-    cloud = state_machine_input(
+    exp = exp.model_copy(update={"training": exp.training.model_copy(update={"seeds": 2})})  # seeds too
+    runs = tmp_path / "runs"
+    raw = tmp_path / "raw"
+    local = {s.name: s.command[3:] for s in runner.plan(exp, runner.LocalLayout(runs), raw)}
+    payload = state_machine_input(
         exp, raw_uri="s3://raw", datasets_uri="s3://ds", artifacts_uri="s3://art", run_id="20260101-000000"
     )
-    dataset_local, dataset_cloud = str(layout.dataset(exp)), cloud["dataset"]["uri"]
-    local_etl = _without_locations(steps["etl"], {str(tmp_path / "raw"): "RAW", dataset_local: "DATASET"})
-    cloud_etl = _without_locations(etl_arguments_of(cloud), {"s3://raw": "RAW", dataset_cloud: "DATASET"})
-    assert local_etl == cloud_etl
-    external_local = {
-        str(layout.external_dataset(exp, e.name)): f"EXT-{e.name}" for e in exp.evaluation.external
-    }
-    external_cloud = {sagemaker_env.external_dir(e.name): f"EXT-{e.name}" for e in exp.evaluation.external}
-    for external in cloud["externals"]:
+    experiment_dir = runs / "experiments" / exp.name
+    local_places = {str(raw): "RAW", str(runs / "datasets" / exp.dataset_key()): "DATASET"}
+    cloud_uris = {"s3://raw": "RAW", payload["dataset"]["uri"]: "DATASET"}
+    for external in payload["externals"]:
         name = external["name"]
-        local = {str(tmp_path / "raw"): "RAW", str(layout.external_dataset(exp, name)): "OUT"}
-        remote = {"s3://raw": "RAW", external["dataset"]["uri"]: "OUT"}
-        assert _without_locations(steps[f"etl external {name}"], local) == _without_locations(
-            external["etl"]["stepArguments"][1:], remote
+        local_places[str(runs / "datasets" / exp.external_dataset_key(name))] = f"EXT-{name}"
+        cloud_uris[external["dataset"]["uri"]] = f"EXT-{name}"
+    assert _by_role(local["etl"], local_places) == _by_role(["etl", *etl_arguments_of(payload)], cloud_uris)
+    for external in payload["externals"]:
+        cloud = ["etl", *external["etl"]["stepArguments"][1:]]
+        assert _by_role(local[f"etl external {external['name']}"], local_places) == _by_role(
+            cloud, cloud_uris
         )
-    for model, item in zip(exp.training.models, cloud["models"], strict=True):
-        local_train = [a for a in steps[f"train {model}"] if not a.startswith(("--data=", "--model-dir="))]
-        assert local_train == hyperparameters_to_argv(item["hyperparameters"])
-        local_eval = _without_locations(
-            steps[f"evaluate {model}"],
-            {
-                str(layout.model(exp, model)): "MODEL",
-                dataset_local: "DATASET",
-                str(layout.evaluation(exp, model)): "OUT",
-                **external_local,
-            },
+    if payload["externals"]:
+        audit = task_request(template, "AuditData", payload)
+        cloud_places = _mounted_roles(audit, {**cloud_uris, payload["audit"]["uri"]: "AUDIT"})
+        local_audit = _by_role(
+            local["audit-data"], {**local_places, str(experiment_dir / "audit-data"): "AUDIT"}
         )
-        cloud_eval = _without_locations(
-            cloud["evaluation"]["arguments"],
-            {
-                EVALUATION_MODEL_DIR: "MODEL",
-                EVALUATION_DATASET_DIR: "DATASET",
-                EVALUATION_OUTPUT_DIR: "OUT",
-                **external_cloud,
-            },
+        assert local_audit == _by_role(_app_arguments(audit), cloud_places)
+    seen = []
+    for item in map_items(template, payload):
+        model, seed = item["item"]["model"], item["item"]["seed"]
+        seen.append((model, seed))
+        model_dir = experiment_dir / "models" / model / f"seed-{seed}"
+        training = resolve(state(template, "Train")["Parameters"], item)
+        (channel,) = [c for c in training["InputDataConfig"] if c["ChannelName"] == DATASET_CHANNEL]
+        assert channel["DataSource"]["S3DataSource"]["S3Uri"].rstrip("/") == payload["dataset"]["uri"]
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in sorted(training["HyperParameters"].items())]
+        places = {**local_places, str(model_dir): "MODEL"}
+        assert _by_role(local[f"train {model} seed {seed}"], places) == [
+            "train",
+            "--data=DATASET",
+            "--model-dir=MODEL",
+            *flags,
+        ]
+        assert training["HyperParameters"]["seed"] == str(seed)
+        evaluation = task_request(
+            template, "Evaluate", {**item, "training": {"modelArtifact": "s3://art/model.tar.gz"}}
         )
-        assert local_eval == cloud_eval
-    local_report = _without_locations(
-        steps["report"],
-        {
-            str(layout.experiment(exp) / "evaluations"): "EVALUATIONS",
-            dataset_local: "DATASET",
-            str(layout.report(exp)): "OUT",
-        },
+        roles = {**cloud_uris, "s3://art/model.tar.gz": "MODEL", item["item"]["evaluationUri"]: "OUT"}
+        places[str(experiment_dir / "evaluations" / model / f"seed-{seed}")] = "OUT"
+        assert _by_role(local[f"evaluate {model} seed {seed}"], places) == _by_role(
+            _app_arguments(evaluation), _mounted_roles(evaluation, roles)
+        )
+    assert seen == [(m, s) for m in exp.training.models for s in (1, 2)]
+    report = task_request(template, "Report", payload)
+    manifest = f"s3://{payload['dataset']['bucket']}/{payload['dataset']['manifestKey']}"
+    roles = {
+        **cloud_uris,
+        manifest: "DATASET",
+        payload["report"]["evaluationsUri"]: "EVALUATIONS",
+        payload["report"]["uri"]: "OUT",
+    }
+    places = {
+        **local_places,
+        str(experiment_dir / "evaluations"): "EVALUATIONS",
+        str(experiment_dir / "report"): "OUT",
+    }
+    assert _by_role(local["report"], places) == _by_role(
+        _app_arguments(report), _mounted_roles(report, roles)
     )
-    cloud_report = _without_locations(
-        cloud["report"]["arguments"][1:],
-        {REPORT_EVALUATIONS_DIR: "EVALUATIONS", REPORT_DATASET_DIR: "DATASET", REPORT_OUTPUT_DIR: "OUT"},
-    )
-    assert local_report == cloud_report
 
 
 def _touch_step(tmp_path: Path, name: str, key: str) -> runner.Step:
@@ -143,32 +176,33 @@ def test_container_steps_mount_the_opt_ml_contract(tmp_path):
     """Training reads the dataset channel SageMaker would mount; evaluation gets the processing paths."""
     exp = load_experiment(ROOT / "experiments" / "demo.json")
     layout = runner.LocalLayout(tmp_path)
-    steps = containers.in_container(runner.plan(exp, layout, tmp_path))
-    assert steps[0].command[:2] == ["docker", "build"]
-    train = next(s for s in steps if s.name == "train small_cnn")
+    steps = containers.container_plan(exp, layout, tmp_path)
+    assert steps[0].command[:2] == ["docker", "build"] and steps[0].done_marker is None
+    run = ModelRun("small_cnn", 1)
+    train = next(s for s in steps if s.name == "train small_cnn seed 1")
     assert train.command[:5] == ["docker", "run", "--rm", "--network", "none"]
-    channel = sagemaker_env.channel_dir(sagemaker_env.DATASET_CHANNEL)
-    assert f"{layout.dataset(exp)}:{channel}:ro" in train.command
-    assert (
-        f"{layout.model(exp, 'small_cnn')}:{sagemaker_env.DEFAULT_ROOT}/{sagemaker_env.MODEL_DIR}"
-        in train.command
-    )
-    assert "--model=small_cnn" in train.command and not any(a.startswith("--data=") for a in train.command)
-    evaluate = next(s for s in steps if s.name == "evaluate small_cnn")
+    assert f"{layout.dataset(exp)}:/opt/ml/input/data/dataset:ro" in train.command
+    assert f"{layout.model(exp, run)}:/opt/ml/model" in train.command
+    image_at = train.command.index(containers.IMAGE)
+    assert train.command[image_at + 1] == "train" and "--model=small_cnn" in train.command
+    assert not any(a.startswith(("--data=", "--model-dir=")) for a in train.command)
+    evaluate = next(s for s in steps if s.name == "evaluate small_cnn seed 1")
     image_at = evaluate.command.index(containers.IMAGE)
-    assert evaluate.command[image_at + 1 :] == [
+    arguments = evaluate.command[image_at + 1 :]
+    assert arguments[:4] == [
         "evaluate",
-        *evaluation_arguments(
-            exp,
-            model_dir=EVALUATION_MODEL_DIR,
-            data=EVALUATION_DATASET_DIR,
-            output=EVALUATION_OUTPUT_DIR,
-            externals={
-                e.name: f"{sagemaker_env.EVALUATION_EXTERNAL_DIR}/{e.name}" for e in exp.evaluation.external
-            },
-        ),
+        "--model-dir=/opt/ml/processing/model",
+        "--data=/opt/ml/processing/dataset",
+        "--output=/opt/ml/processing/evaluation",
     ]
-    assert f"{layout.evaluation(exp, 'small_cnn')}:{EVALUATION_OUTPUT_DIR}" in evaluate.command
+    assert "--external=hannover=/opt/ml/processing/external/hannover" in arguments
+    assert f"{layout.evaluation(exp, run)}:{EVALUATION_OUTPUT_DIR}" in evaluate.command
+    assert (
+        f"{layout.external_dataset(exp, 'hannover')}:/opt/ml/processing/external/hannover:ro"
+        in evaluate.command
+    )
+    # the other steps keep their local commands
+    assert next(s for s in steps if s.name == "report").command[3] == "report"
 
 
 def test_an_unknown_experiment_is_named(capsys):
@@ -190,11 +224,11 @@ def test_external_test_sets_get_a_test_only_etl_an_audit_and_reach_the_evaluatio
     assert external != layout.dataset(exp)
     assert steps["audit-data"].command[4:6] == [str(layout.dataset(exp)), f"--against={external}"]
     names = list(steps)
-    assert names.index("audit-data") < names.index("train small_cnn")
-    evaluate = steps["evaluate small_cnn"].command
+    assert names.index("audit-data") < names.index("train small_cnn seed 1")
+    evaluate = steps["evaluate small_cnn seed 1"].command
     assert f"--external=other-hospital={external}" in evaluate
     in_docker = next(
-        s for s in containers.in_container(list(steps.values())) if s.name == "evaluate small_cnn"
+        s for s in containers.container_plan(exp, layout, tmp_path) if s.name == "evaluate small_cnn seed 1"
     )
     inside = f"{sagemaker_env.EVALUATION_EXTERNAL_DIR}/other-hospital"
     assert f"{external}:{inside}:ro" in in_docker.command

@@ -19,9 +19,6 @@ from jobs.experiment import (
 from jobs.metric_lines import METRIC_NAMES, format_metric_line, metric_definitions, metric_regex
 from jobs.pipeline_input import (
     ETL_COMMAND,
-    EVALUATION_DATASET_DIR,
-    EVALUATION_MODEL_DIR,
-    EVALUATION_OUTPUT_DIR,
     INPUT_RULES,
     MAX_EXTERNAL_SETS,
     cloud_source_uris,
@@ -31,7 +28,13 @@ from jobs.pipeline_input import (
     state_machine_input,
     validate_state_machine_input,
 )
-from jobs.sagemaker_env import AUDIT_OUTPUT_DIR, EVALUATION_EXTERNAL_DIR
+from jobs.sagemaker_env import (
+    AUDIT_OUTPUT_DIR,
+    EVALUATION_DATASET_DIR,
+    EVALUATION_EXTERNAL_DIR,
+    EVALUATION_MODEL_DIR,
+    EVALUATION_OUTPUT_DIR,
+)
 
 RUN = "20260101-120000"
 LOCATIONS = {
@@ -76,7 +79,7 @@ def test_input_carries_the_local_runners_arguments_exactly(experiment):
     assert payload["etl"]["stepArguments"][0] == ETL_COMMAND
     for item, model in zip(payload["models"], experiment.training.models, strict=True):
         assert item["model"] == model and item["hyperparameters"] == training_hyperparameters(
-            experiment, model
+            experiment, model, 1
         )
     assert payload["evaluation"]["arguments"] == evaluation_arguments(
         experiment, model_dir=EVALUATION_MODEL_DIR, data=EVALUATION_DATASET_DIR, output=EVALUATION_OUTPUT_DIR
@@ -282,3 +285,21 @@ def test_validator_names_the_broken_external_field(experiment, change, field):
     change(payload)
     problems = validate_state_machine_input(payload)
     assert problems and field in problems[0], problems
+
+
+def test_every_model_and_seed_gets_its_own_jobs_card_and_folders(experiment):
+    """Seeds are items of the training Map: names and S3 prefixes carry the seed, nothing is shared."""
+    raw = experiment.model_dump(mode="json")
+    raw["training"]["seeds"] = [1, 2]
+    payload = state_machine_input(parse_experiment(raw), **LOCATIONS)
+    items = payload["models"]
+    assert [(i["model"], i["seed"]) for i in items] == [
+        (m, s) for m in experiment.training.models for s in (1, 2)
+    ]
+    for field in ("trainingJobName", "evaluationJobName", "checkpointUri", "evaluationUri"):
+        assert len({i[field] for i in items}) == len(items), field
+    assert len({i["modelCard"]["name"] for i in items}) == len(items)
+    assert all(i["hyperparameters"]["seed"] == str(i["seed"]) for i in items)
+    assert all(i["trainingJobName"].endswith(f"-s{i['seed']}") for i in items)
+    assert all(i["evaluationUri"].endswith(f"/{i['model']}/seed-{i['seed']}") for i in items)
+    assert "--seeds=1,2" in payload["report"]["arguments"]

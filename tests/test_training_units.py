@@ -48,7 +48,7 @@ EXPERIMENT = {
 def test_experiment_hyperparameters_parse_back_to_the_same_settings():
     """The string dict the experiment makes for SageMaker is accepted and means the same schedule."""
     exp = parse_experiment(EXPERIMENT)
-    hp = parse_hyperparameters(training_hyperparameters(exp, "densenet121"))
+    hp = parse_hyperparameters(training_hyperparameters(exp, "densenet121", 1))
     assert hp.model == "densenet121" and hp.config.task == "multiclass"
     assert hp.stages == BUILTIN_SCHEDULES["densenet121-three-stage"]
     assert hp.config.early_stopping_patience is None and hp.config.batch_size == 3
@@ -58,7 +58,7 @@ def test_each_list_of_names_agrees_with_its_owner():
     """Model names, tasks and hyperparameter keys are defined once; a copy that drifts fails here."""
     assert typing.get_args(ModelName) == MODEL_NAMES == tuple(ARCHITECTURES)
     assert typing.get_args(Task) == TASKS == tuple(TASK_CLASSES)
-    assert sorted(training_hyperparameters(parse_experiment(EXPERIMENT), "vgg19")) == sorted(SHARED)
+    assert sorted(training_hyperparameters(parse_experiment(EXPERIMENT), "vgg19", 1)) == sorted(SHARED)
 
 
 def test_cli_flags_are_the_same_keys_as_hyperparameters():

@@ -18,7 +18,6 @@ import numpy as np
 from jobs.evaluation.metrics import evaluate_predictions
 
 LUNG_ELLIPSE = {"centre_x": 0.50, "centre_y": 0.47, "semi_axis_x": 0.38, "semi_axis_y": 0.35}
-WELL_ABOVE_CHANCE = 0.10
 
 
 def lung_mask(height: int, width: int) -> np.ndarray:
@@ -51,62 +50,20 @@ def chance_accuracy(y_true: np.ndarray, n_classes: int) -> float:
     return float(np.bincount(np.asarray(y_true, dtype=np.int64), minlength=n_classes).max() / len(y_true))
 
 
-def verdict(full: dict, lungs_hidden: dict, lungs_only: dict, chance: float) -> dict:
-    """A plain-language reading of the three evaluations, for the report."""
-    acc = {
-        name: m["report"]["accuracy"]
-        for name, m in (("full", full), ("lungs_hidden", lungs_hidden), ("lungs_only", lungs_only))
-    }
-    low = (lungs_hidden.get("bootstrap") or {}).get("accuracy")
-    above = acc["lungs_hidden"] >= chance + WELL_ABOVE_CHANCE and (low is None or low[0] > chance)
-    numbers = (
-        f"Accuracy on whole images {acc['full']:.2f}, with the lungs hidden {acc['lungs_hidden']:.2f}, "
-        f"with only the lungs visible {acc['lungs_only']:.2f}; always answering the most common class "
-        f"scores {chance:.2f}."
-    )
-    if above:
-        level = "shortcut"
-        text = (
-            "The model reads something other than the lungs: with the lung fields blanked out it still "
-            "scores well above chance, so borders, markers, text or the image's source carry its "
-            "decisions. Do not trust its whole-image accuracy as a measure of finding disease."
-        )
-    elif acc["full"] < chance + WELL_ABOVE_CHANCE:
-        level = "inconclusive"
-        text = (
-            "The model is not clearly better than chance on whole images, so hiding parts of them "
-            "says little about what it reads."
-        )
-    else:
-        level = "lungs"
-        text = (
-            "With the lung fields blanked out the model falls to about chance, so its decisions depend "
-            "on the lung region. This does not rule out other confounders inside the lungs."
-        )
-    return {
-        "level": level,
-        "text": f"{text} {numbers}",
-        "accuracy": acc,
-        "chance": chance,
-        "margin": WELL_ABOVE_CHANCE,
-    }
-
-
 def shortcut_audit(
     predict: Callable[[np.ndarray], np.ndarray],
     images: np.ndarray,
     y_true: np.ndarray,
     patients: np.ndarray,
     classes: tuple[str, ...],
-    full: dict,
     bootstrap_samples: int,
     seed: int,
     describe: Callable[[np.ndarray], dict] | None = None,
 ) -> dict:
-    """Metrics with the lungs hidden and with only the lungs kept, plus the verdict.
+    """Metrics with the lungs hidden and with only the lungs kept (``jobs.evaluation.conclusions`` reads
+    them into the verdict once every set's figures are in).
 
-    ``predict`` maps uint8 images to class probabilities; ``full`` is the unmasked evaluation;
-    ``describe`` maps a variant's probabilities to more metrics for it (the evaluation's rates at its
+    ``predict`` maps uint8 images to class probabilities; ``describe`` maps a variant's probabilities to more metrics for it (the evaluation's rates at its
     stored threshold and calibration, so a masked row reads like every other set's).
     """
     results = {}
@@ -117,9 +74,4 @@ def shortcut_audit(
         )
         if describe:
             results[name].update(describe(probabilities))
-    chance = chance_accuracy(y_true, len(classes))
-    return {
-        "region": dict(LUNG_ELLIPSE, fill=0),
-        **results,
-        "verdict": verdict(full, results["lungs_hidden"], results["lungs_only"], chance),
-    }
+    return {"region": dict(LUNG_ELLIPSE, fill=0), **results}

@@ -15,15 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs import provenance
 from jobs.atomic import check_writable, write_text_atomically
 from jobs.dataset import META_COLUMNS, Dataset, open_dataset, to_float
 from jobs.evaluation import plots
 from jobs.evaluation.audit import chance_accuracy, shortcut_audit
 from jobs.evaluation.calibration import calibration_report
+from jobs.evaluation.conclusions import shortcut_verdict
 from jobs.evaluation.metrics import evaluate_predictions, json_safe
 from jobs.evaluation.model_card import MODEL_CARD_FILE, model_card
 from jobs.evaluation.probe import penultimate_features, source_probe
 from jobs.evaluation.sagemaker_card import SAGEMAKER_MODEL_CARD_FILE, content_text
+from jobs.evaluation.source_report import summary_rows
 from jobs.evaluation.subgroups import subgroup_report
 from jobs.evaluation.thresholds import DEFAULT_RULE, choose_threshold, rates_at_threshold
 from jobs.operating_point import POSITIVE_CLASS, OperatingPoint, save_operating_point
@@ -254,7 +257,6 @@ def _internal_set(
         s.y_true,
         s.data["patient_id"],
         tuple(config["classes"]),
-        s.metrics,
         request.bootstrap_samples,
         request.seed,
         lambda probabilities: at_operating_point(
@@ -394,6 +396,12 @@ def _write_figures(
     return files, gradcam
 
 
+def training_seed(config: dict) -> int | None:
+    """The seed the model was trained with (older models name it only among their hyperparameters)."""
+    seed = config.get("seed", (config.get("hyperparameters") or {}).get("seed"))
+    return None if seed is None else int(seed)
+
+
 def run_evaluation(request: EvaluationRequest) -> dict:
     """Evaluates and writes every output file; returns what was written to ``metrics.json``."""
     check_writable(request.output, "--output")
@@ -420,6 +428,7 @@ def run_evaluation(request: EvaluationRequest) -> dict:
         {
             "format": FORMAT,
             "model": config["model"],
+            "seed": training_seed(config),
             "task": config["task"],
             "classes": list(classes),
             "config": config,
@@ -438,8 +447,11 @@ def run_evaluation(request: EvaluationRequest) -> dict:
                 "operating_rule": request.operating_rule,
             },
             "warnings": _dataset_warnings(dataset, config, request.split),
+            # Another CPU can train other weights from the same seed: say which machines made these.
+            "provenance": {"training": config.get("provenance"), "evaluation": provenance.machine()},
         }
     )
+    result["test"]["audit"]["verdict"] = shortcut_verdict(summary_rows(result))
     result["model_card"] = model_card(result, dataset.manifest)
     write_text_atomically(out / MODEL_CARD_FILE, json.dumps(result["model_card"], indent=2, allow_nan=False))
     write_text_atomically(out / SAGEMAKER_MODEL_CARD_FILE, content_text(result["model_card"]))

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import classification_report, confusion_matrix, roc_auc_score
 
 
@@ -125,6 +126,17 @@ def patient_intervals(
     }
 
 
+def rank_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC as the Mann-Whitney statistic (ties count half): sklearn's value, fast enough to bootstrap.
+    None when one side is empty."""
+    n_positive = int(positive.sum())
+    n_negative = len(positive) - n_positive
+    if n_positive == 0 or n_negative == 0:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+
+
 def bootstrap_intervals(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -133,18 +145,26 @@ def bootstrap_intervals(
     samples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    probabilities: np.ndarray | None = None,
 ) -> dict:
-    """Percentile intervals of accuracy, macro F1 and each class's recall, resampling whole patients.
+    """Percentile intervals of accuracy, macro F1, each class's recall and (given the probabilities) each
+    class's one-vs-rest ROC AUC, resampling whole patients. The AUC needs no threshold: it says whether
+    the scores rank a class first even where the arg-max answers collapse.
 
-    A resample that lacks a class says nothing about that class's recall and is left out of its interval.
+    A resample that lacks a class says nothing about that class's recall or AUC and is left out of
+    their intervals.
     """
     n = len(classes)
 
-    def statistics(rows: np.ndarray) -> dict[str, float]:
+    def statistics(rows: np.ndarray) -> dict[str, float | None]:
         accuracy, macro_f1, recall = _summary(_confusion(y_true[rows], y_pred[rows], n))
-        return {"accuracy": accuracy, "macro_f1": macro_f1} | {
+        values: dict[str, float | None] = {"accuracy": accuracy, "macro_f1": macro_f1} | {
             f"recall:{c}": r for c, r in zip(classes, recall, strict=True)
         }
+        if probabilities is not None:
+            for k, c in enumerate(classes):
+                values[f"roc_auc:{c}"] = rank_auc(y_true[rows] == k, probabilities[rows, k])
+        return values
 
     return patient_intervals(statistics, patients, samples, seed, confidence)
 
@@ -170,7 +190,9 @@ def evaluate_predictions(
             "confusion_matrix": cm.tolist(),
             "roc_auc": roc_auc_per_class(y_true, probabilities, classes),
             "rates": per_class_rates(cm, classes),
-            "bootstrap": bootstrap_intervals(y_true, y_pred, patients, classes, bootstrap_samples, seed),
+            "bootstrap": bootstrap_intervals(
+                y_true, y_pred, patients, classes, bootstrap_samples, seed, probabilities=probabilities
+            ),
         }
     )
 

@@ -5,6 +5,9 @@ intended use, which is the project's policy, is fixed text.
 
 from __future__ import annotations
 
+from jobs.evaluation import conclusions
+from jobs.evaluation.source_report import summary_rows
+
 MODEL_CARD_FILE = "model_card.json"
 FORMAT = "cxr-model-card/1"
 INTENDED_USE = (
@@ -52,9 +55,7 @@ def limitations(result: dict, manifest: dict | None) -> list[str]:
                 f"In the test split every {name} image comes from source '{sources[0]}': class and source "
                 "are confounded, so accuracy there can measure the source instead of the disease."
             )
-    audit = (test.get("audit") or {}).get("verdict")
-    if audit and audit["level"] != "lungs":
-        notes.append(f"Shortcut audit: {audit['level']}. {audit['text']}")
+    notes += conclusions.limitations(summary_rows(result))
     for name, probe in ((result.get("source_probe") or {}).get("classes") or {}).items():
         if "balanced_accuracy" in probe and probe["balanced_accuracy"] >= 0.75:
             notes.append(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jobs.atomic import write_text_atomically
 from jobs.dataset import DatasetError, open_dataset
+from jobs.evaluation.conclusions import read_run
 from jobs.evaluation.evaluate import FORMAT as EVALUATION_FORMAT
 from jobs.evaluation.html_parts import esc as _e
 from jobs.evaluation.html_parts import num as _n
@@ -23,6 +24,7 @@ from jobs.evaluation.html_parts import table as _table
 from jobs.evaluation.html_parts import with_ci as _with_ci
 from jobs.evaluation.metrics import json_safe
 from jobs.evaluation.paper_figures import PAPER_EXPERIMENTS, paper_accuracy, paper_headline
+from jobs.evaluation.seeds import across_seeds_section, across_seeds_summary
 from jobs.evaluation.source_report import (
     calibration_section,
     model_cards_section,
@@ -30,7 +32,6 @@ from jobs.evaluation.source_report import (
     subgroups_section,
     summary_rows,
     summary_section,
-    survival_sentence,
 )
 
 FORMAT = "cxr-report/1"
@@ -58,27 +59,49 @@ def find_evaluations(folder: Path) -> list[Path]:
     return found
 
 
+def run_of(ev: dict) -> tuple[str, int | None]:
+    """(model, seed) of one evaluation."""
+    return ev.get("model"), ev.get("seed")
+
+
 def planned_only(
-    evaluations: dict[Path, dict], models: list[str] | None
+    evaluations: dict[Path, dict], models: list[str] | None, seeds: list[int] | None = None
 ) -> tuple[dict[Path, dict], list[dict]]:
-    """The evaluations of the models the experiment plans, and those left out (an earlier experiment's,
-    or a model since removed), so that a report never mixes experiments."""
+    """The evaluations of the runs (model and seed) the experiment plans, in its order, and those left out
+    (an earlier experiment's, a model or seed since removed), so that a report never mixes experiments."""
     if models is None:
         return evaluations, []
-    kept = {d: ev for d, ev in evaluations.items() if ev.get("model") in models}
-    found = [ev["model"] for ev in kept.values()]
-    missing = [m for m in models if m not in found]
-    twice = sorted({m for m in found if found.count(m) > 1})
+    planned = [(m, s) for m in models for s in (seeds or [None])]
+
+    def wanted(ev: dict) -> bool:
+        model, seed = run_of(ev)
+        return model in models and (seeds is None or seed in seeds)
+
+    kept = {d: ev for d, ev in evaluations.items() if wanted(ev)}
+    found = [run_of(ev) if seeds else (run_of(ev)[0], None) for ev in kept.values()]
+    label = {True: "{} seed {}", False: "{}"}[seeds is not None]
+    missing = [label.format(*run) for run in planned if run not in found]
+    twice = sorted({label.format(*run) for run in found if found.count(run) > 1})
     if missing or twice:
         raise ReportError(
-            f"--models {','.join(models)}: "
+            f"--models {','.join(models)}"
+            + (f" --seeds {','.join(map(str, seeds))}" if seeds else "")
+            + ": "
             + (f"no evaluation of {', '.join(missing)}; " if missing else "")
             + (f"several evaluations of {', '.join(twice)}; " if twice else "")
-            + "evaluate each planned model once (`cxr run` does) before the report"
+            + "evaluate each planned model and seed once (`cxr run` does) before the report"
         )
-    kept = dict(sorted(kept.items(), key=lambda item: models.index(item[1]["model"])))
+    order = {run: i for i, run in enumerate(planned)}
+
+    def position(item: tuple[Path, dict]) -> int:
+        model, seed = run_of(item[1])
+        return order[(model, seed if seeds else None)]
+
+    kept = dict(sorted(kept.items(), key=position))
     left_out = [
-        {"model": ev.get("model"), "folder": str(d)} for d, ev in evaluations.items() if d not in kept
+        {"model": ev.get("model"), "seed": ev.get("seed"), "folder": str(d)}
+        for d, ev in evaluations.items()
+        if d not in kept
     ]
     return kept, left_out
 
@@ -112,7 +135,10 @@ def model_summary(ev: dict, folder: Path, reference: str | None) -> dict:
     disease = summary_rows(ev)
     return {
         "disease_summary": disease,
-        "survives": survival_sentence(ev["model"], disease),
+        "findings": [f"{ev['model']} {finding.text}." for finding in read_run(disease)],
+        "seed": ev.get("seed"),
+        "label": ev["model"] if ev.get("seed") is None else f"{ev['model']} seed {ev['seed']}",
+        "provenance": ev.get("provenance"),
         "operating_point": ev.get("operating_point"),
         "subgroups": test.get("subgroups"),
         "source_probe": ev.get("source_probe"),
@@ -150,17 +176,31 @@ def model_summary(ev: dict, folder: Path, reference: str | None) -> dict:
     }
 
 
+def machines(runs: list[dict]) -> list[dict]:
+    """Each distinct machine that trained or evaluated a run (CPU, its instruction sets, libraries)."""
+    found: list[dict] = []
+    for run in runs:
+        for part in ("training", "evaluation"):
+            machine = (run.get("provenance") or {}).get(part)
+            if machine:
+                described = {k: machine.get(k) for k in ("cpu", "gpus", "tensorflow", "keras", "settings")}
+                if described not in found:
+                    found.append(described)
+    return found
+
+
 def build_report(
     folder: Path,
     manifest_uri: str | None = None,
     experiment: dict | None = None,
     models: list[str] | None = None,
+    seeds: list[int] | None = None,
 ) -> tuple[dict, dict]:
-    """(report.json content, {model folder: metrics.json}) for the experiment in ``folder``; with
-    ``models``, only those models' evaluations (the report lists the ones it left out)."""
+    """(report.json content, {evaluation folder: metrics.json}) for the experiment in ``folder``; with
+    ``models`` (and ``seeds``), only those runs' evaluations (the report lists the ones it left out)."""
     dirs = find_evaluations(folder)
     evaluations, left_out = planned_only(
-        {d: json.loads((d / "metrics.json").read_text()) for d in dirs}, models
+        {d: json.loads((d / "metrics.json").read_text()) for d in dirs}, models, seeds
     )
     experiment = experiment or {}
     reference = experiment.get("paper_reference")
@@ -179,6 +219,7 @@ def build_report(
             )
         }
         dataset["rejected"] = manifest.get("rejected", [])[:REJECTED_SHOWN]
+    runs = [model_summary(ev, d, reference) for d, ev in evaluations.items()]
     report = json_safe(
         {
             "format": FORMAT,
@@ -186,8 +227,11 @@ def build_report(
             "generated": datetime.now(UTC).isoformat(timespec="seconds"),
             "paper_reference": reference,
             "paper_headline": paper_headline(reference),
-            "models": [model_summary(ev, d, reference) for d, ev in evaluations.items()],
+            "across_seeds": across_seeds_summary(runs),
+            "models": runs,
             "models_planned": models,
+            "seeds_planned": seeds,
+            "machines": machines(runs),
             "left_out": left_out,
             "dataset": dataset,
             "experiment_settings": experiment or None,
@@ -236,7 +280,7 @@ def _summary_table(report: dict) -> str:
         macro, weighted = m["table"]["macro avg"], m["table"]["weighted avg"]
         verdict = (m["audit"]["verdict"] or {}).get("level", "–")
         row = [
-            f"<b>{_e(m['model'])}</b>",
+            f"<b>{_e(m['label'])}</b>",
             _e(m["task"]),
             _with_ci(m["accuracy"], m["accuracy_ci"]),
             _n(macro["precision"]),
@@ -276,7 +320,7 @@ def _class_table(m: dict) -> str:
             [avg, _n(r["precision"]), _n(r["recall"]), _n(r["f1-score"]), str(int(r["support"])), "", ""]
         )
     head = ["", "precision", "recall (sensitivity) [95% CI]", "f1-score", "support", "specificity", "ROC AUC"]
-    return f"<div><h3>{_e(m['model'])}</h3>{_table(head, rows)}</div>"
+    return f"<div><h3>{_e(m['label'])}</h3>{_table(head, rows)}</div>"
 
 
 def _external_table(report: dict) -> str:
@@ -290,7 +334,7 @@ def _external_table(report: dict) -> str:
         ext = m["external"]
         rows.append(
             [
-                _e(m["model"]),
+                _e(m["label"]),
                 _with_ci(m["accuracy"], m["accuracy_ci"]),
                 _n(m["table"]["macro avg"]["f1-score"]),
             ]
@@ -304,21 +348,23 @@ def _audit_section(report: dict) -> str:
     rows, verdicts = [], []
     for m in report["models"]:
         v = m["audit"]["verdict"]
-        if not v:
+        by_kind = {r["kind"]: r for r in m["disease_summary"]}
+        if not v or "lungs hidden" not in by_kind:
             continue
-        acc = v["accuracy"]
+        whole, hidden = by_kind["internal"], by_kind["lungs hidden"]
         rows.append(
             [
-                _e(m["model"]),
-                _n(acc["full"]),
-                _n(acc["lungs_hidden"]),
-                _n(acc["lungs_only"]),
-                _n(v["chance"]),
+                _e(m["label"]),
+                _with_ci(whole["roc_auc"], whole.get("roc_auc_ci")),
+                _with_ci(hidden["roc_auc"], hidden.get("roc_auc_ci")),
+                _with_ci(whole["macro_f1"], whole["macro_f1_ci"]),
+                _with_ci(hidden["macro_f1"], hidden["macro_f1_ci"]),
+                _n(hidden["majority_class_macro_f1"]),
                 _e(v["level"]),
             ]
         )
         verdicts.append(
-            f"<div class='verdict {_e(v['level'])}'><b>{_e(m['model'])}</b>: {_e(v['text'])}</div>"
+            f"<div class='verdict {_e(v['level'])}'><b>{_e(m['label'])}</b>: {_e(v['text'])}</div>"
         )
     if not rows:
         return "<p class='muted'>No shortcut audit in these evaluations.</p>"
@@ -326,10 +372,18 @@ def _audit_section(report: dict) -> str:
     note = (
         f"<p class='muted'>Lung region: one fixed ellipse, centre ({region['centre_x']:.0%}, "
         f"{region['centre_y']:.0%}) of width and height, semi-axes {region['semi_axis_x']:.0%} x "
-        f"{region['semi_axis_y']:.0%}; hidden pixels set to black. Chance = always answering the most common "
-        "class.</p>"
+        f"{region['semi_axis_y']:.0%}; hidden pixels set to black. The verdict reads the ROC AUC's interval "
+        "(threshold-free) and the macro F1's against always answering the most common class.</p>"
     )
-    head = ["model", "whole image", "lungs hidden", "only lungs", "chance", "verdict"]
+    head = [
+        "run",
+        "ROC AUC, whole image",
+        "ROC AUC, lungs hidden",
+        "macro F1, whole image",
+        "macro F1, lungs hidden",
+        "majority-class macro F1",
+        "verdict",
+    ]
     return _table(head, rows) + note + "".join(verdicts)
 
 
@@ -385,19 +439,33 @@ def _figures(m: dict, ev: dict, folder: Path) -> str:
     ext = "".join(
         f"<h4>{_e(name)}</h4>"
         + _image(
-            folder, e.get("files", {}).get("confusion_matrix"), f"{m['model']} confusion matrix on {name}"
+            folder, e.get("files", {}).get("confusion_matrix"), f"{m['label']} confusion matrix on {name}"
         )
         for name, e in ev.get("external", {}).items()
     )
     return (
-        f"<h3>{_e(m['model'])}</h3>"
-        + _image(folder, files.get("learning_curves"), f"{m['model']} learning curves")
-        + _image(folder, files.get("confusion_matrix"), f"{m['model']} confusion matrix")
-        + _image(folder, files.get("roc_curves"), f"{m['model']} ROC curves")
+        f"<h3>{_e(m['label'])}</h3>"
+        + _image(folder, files.get("learning_curves"), f"{m['label']} learning curves")
+        + _image(folder, files.get("confusion_matrix"), f"{m['label']} confusion matrix")
+        + _image(folder, files.get("roc_curves"), f"{m['label']} ROC curves")
         + f"<h4>Grad-CAM{layer}: most confident correct and wrong test images per class</h4>"
-        + _image(folder, gradcam.get("file"), f"{m['model']} Grad-CAM")
+        + _image(folder, gradcam.get("file"), f"{m['label']} Grad-CAM")
         + ext
     )
+
+
+def _machines_section(found: list[dict]) -> str:
+    """Which machines made the figures: another CPU may train other weights from the same seed."""
+    if not found:
+        return ""
+    items = "".join(
+        f"<li>{_e(m['cpu'].get('model'))} ({_e(m['cpu'].get('cores'))} cores; "
+        f"{_e(' '.join(m['cpu'].get('isa') or []))}), GPUs {_e(', '.join(m['gpus']) or 'none')}, "
+        f"TensorFlow {_e(m['tensorflow'])}, Keras {_e(m['keras'])}, settings "
+        f"{_e(', '.join(f'{k}={v}' for k, v in m['settings'].items() if v) or 'defaults')}</li>"
+        for m in found
+    )
+    return f"<p class='muted'>Made on:</p><ul class='muted'>{items}</ul>"
 
 
 def _reproduction(m: dict) -> dict:
@@ -416,13 +484,13 @@ def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
         if headline
         else "<p class='muted'>Not one of the paper's experiments: no paper figures shown.</p>"
     )
-    warnings = [f"<li>{_e(m['model'])}: {_e(w)}</li>" for m in report["models"] for w in m["warnings"]]
+    warnings = [f"<li>{_e(m['label'])}: {_e(w)}</li>" for m in report["models"] for w in m["warnings"]]
     warnings += [
         f"<li>left out {_e(x['model'])} ({_e(x['folder'])}): not a model this experiment plans</li>"
         for x in report.get("left_out", [])
     ]
     reproduce = "".join(
-        f"<h3>{_e(m['model'])}</h3><p>dataset fingerprint <code>{_e(m['config'].get('dataset_fingerprint'))}"
+        f"<h3>{_e(m['label'])}</h3><p>dataset fingerprint <code>{_e(m['config'].get('dataset_fingerprint'))}"
         f"</code>, tested on <code>{_e((m['dataset'] or {}).get('uri'))}</code> "
         f"(split {_e((m['dataset'] or {}).get('split'))}, fingerprint "
         f"<code>{_e((m['dataset'] or {}).get('fingerprint'))}</code>), {m['epochs_run']} epochs run</p>"
@@ -438,7 +506,10 @@ def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
         f"<p class='muted'>{len(report['models'])} model(s); generated {_e(report['generated'])}; dataset "
         f"fingerprint <code>{_e((dataset or {}).get('fingerprint'))}</code></p>",
         "<ul class='warn'>" + "".join(warnings) + "</ul>" if warnings else "",
-        "<h2>How much of it is the disease? Internal, lungs hidden, within-source and external</h2>",
+        "<h2>How much of it is the disease? Across seeds</h2>",
+        across_seeds_section(report["across_seeds"]),
+        _machines_section(report["machines"]),
+        "<h2>Each seed: internal, lungs hidden, within-source and external</h2>",
         summary_section(report["models"]),
         "<h2>Models side by side (test split)</h2>",
         paper_note,
@@ -478,8 +549,9 @@ def write_report(
     manifest_uri: str | None = None,
     experiment: dict | None = None,
     models: list[str] | None = None,
+    seeds: list[int] | None = None,
 ) -> dict:
-    report, evaluations = build_report(folder, manifest_uri, experiment, models)
+    report, evaluations = build_report(folder, manifest_uri, experiment, models, seeds)
     write_text_atomically(output / "report.json", json.dumps(report, indent=2, allow_nan=False))
     write_text_atomically(output / "report.html", render_html(report, evaluations))
     return report
@@ -504,18 +576,24 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated models the experiment plans: only their evaluations are reported "
         "(default: every evaluation in FOLDER)",
     )
+    p.add_argument(
+        "--seeds",
+        type=lambda text: [int(seed) for seed in text.split(",")],
+        help="comma-separated training seeds the experiment plans (with --models): every model must "
+        "have one evaluation per seed",
+    )
     args = p.parse_args(argv)
     experiment = {"name": args.experiment_name, "paper_reference": args.paper_reference}
     experiment = {k: v for k, v in experiment.items() if v} or None
     folder = Path(args.folder)
     output = Path(args.output) if args.output else folder / "report"
     try:
-        report = write_report(folder, output, args.manifest, experiment, args.models)
+        report = write_report(folder, output, args.manifest, experiment, args.models, args.seeds)
     except (ReportError, DatasetError) as exc:
         print(f"cxr report: {exc}", file=sys.stderr)
         return 2
-    names = ", ".join(m["model"] for m in report["models"])
-    print(f"cxr report: {len(report['models'])} model(s) ({names}) -> {output / 'report.html'}")
+    names = ", ".join(m["label"] for m in report["models"])
+    print(f"cxr report: {len(report['models'])} run(s) ({names}) -> {output / 'report.html'}")
     for x in report["left_out"]:
         print(f"  left out {x['model']} ({x['folder']}): not a model this experiment plans")
     return 0

@@ -10,11 +10,6 @@ from pathlib import Path
 
 from jobs.evaluation.html_parts import esc, num, table, with_ci
 
-# A lungs-hidden ROC AUC this high means the scores still separate the classes without the lungs, even
-# when the arg-max answers collapse to one class.
-RANKING_OUTSIDE_LUNGS = 0.75
-
-
 # What an extra test set is: from elsewhere (another hospital or collection), or classes that share one
 # source, so the source cannot tell them apart. The experiment may say it (``ExternalTest.kind``).
 SET_KINDS = ("external", "within-source")
@@ -44,6 +39,7 @@ def _row(name: str, kind: str, m: dict, positive: str, bar: float | None) -> dic
         "macro_f1_ci": (m.get("bootstrap") or {}).get("macro_f1"),
         "majority_class_macro_f1": m.get("majority_class_macro_f1", bar),
         "roc_auc": (m.get("roc_auc") or {}).get(positive),
+        "roc_auc_ci": (m.get("bootstrap") or {}).get(f"roc_auc:{positive}"),
         "sensitivity": at.get("sensitivity"),
         "sensitivity_ci": (at.get("bootstrap") or {}).get("sensitivity"),
         "specificity": at.get("specificity"),
@@ -73,65 +69,6 @@ def summary_rows(ev: dict) -> list[dict]:
     return rows
 
 
-def beats_majority(row: dict) -> bool | None:
-    """True when the macro F1 interval lies above always-the-majority-class; None without an interval,
-    and for a one-class set, whose macro F1 can never exceed that bar (the absent class scores 0)."""
-    ci, bar = row["macro_f1_ci"], row["majority_class_macro_f1"]
-    return None if not ci or bar is None or row.get("classes_present") == 1 else ci[0] > bar
-
-
-def _state(row: dict) -> str:
-    if row.get("classes_present") == 1:
-        return (
-            "has one class only, so no bar applies (sensitivity at the threshold "
-            f"{_with_ci_text(row['sensitivity'], row['sensitivity_ci'])})"
-        )
-    verdict = beats_majority(row)
-    return "no interval for" if verdict is None else ("beats" if verdict else "does not beat")
-
-
-def _with_ci_text(value: float | None, ci: list[float] | None) -> str:
-    return num(value) + (f" [{num(ci[0])}, {num(ci[1])}]" if ci else "")
-
-
-def survival_sentence(model: str, rows: list[dict]) -> str:
-    """What survives, in one sentence, from the rows' intervals against the majority-class bar."""
-    parts = []
-    for row in rows:
-        state = _state(row)
-        bar = "" if row.get("classes_present") == 1 else " the majority-class bar"
-        parts.append(
-            f"{row['set']} ({row['kind']}): {state}{bar} "
-            f"(macro F1 {num(row['macro_f1'])} vs {num(row['majority_class_macro_f1'])}, "
-            f"COVID-19 ROC AUC {num(row['roc_auc'])})"
-        )
-    internal = beats_majority(rows[0])
-    hidden = [beats_majority(r) for r in rows if r["kind"] == "lungs hidden"]
-    scored = [beats_majority(r) for r in rows if r["kind"] in SET_KINDS]
-    others = [verdict for verdict in scored if verdict is not None]
-    if not internal:
-        reading = "nothing to explain: the model does not clearly beat the bar on its own test split"
-    elif any(hidden):
-        reading = (
-            "what it learnt is readable outside the lungs, so the internal figure overstates the disease"
-        )
-    elif any((r["roc_auc"] or 0) >= RANKING_OUTSIDE_LUNGS for r in rows if r["kind"] == "lungs hidden"):
-        reading = (
-            "with the lungs hidden its scores still rank COVID-19 images first, so part of the signal lies "
-            "outside the lungs"
-        )
-    elif others and all(others):
-        reading = "the signal survives outside the training sources"
-    elif others:
-        reading = "the signal does not survive every set outside the internal split"
-    else:
-        reading = (
-            "no external or within-source set with two classes was evaluated, so the internal figure "
-            "is unconfirmed"
-        )
-    return f"{model}: {'; '.join(parts)}. Reading: {reading}."
-
-
 def summary_section(models: list[dict]) -> str:
     head = [
         "model",
@@ -147,7 +84,7 @@ def summary_section(models: list[dict]) -> str:
     ]
     rows = [
         [
-            f"<b>{esc(m['model'])}</b>",
+            f"<b>{esc(m['label'])}</b>",
             esc(r["set"]),
             esc(r["kind"]),
             f"{r['images']} ({r['patients']})",
@@ -161,7 +98,7 @@ def summary_section(models: list[dict]) -> str:
         for m in models
         for r in m["disease_summary"]
     ]
-    sentences = "".join(f"<li>{esc(m['survives'])}</li>" for m in models)
+    sentences = "".join(f"<li>{esc(sentence)}</li>" for m in models for sentence in m["findings"])
     return (
         "<p>Every row uses the same model and the same threshold (chosen on the validation split). "
         "A result counts only when its interval clears always answering the set's most common class. "
@@ -190,12 +127,12 @@ def calibration_section(models: list[dict], evaluations: dict[Path, dict], image
                     ]
                 )
         parts.append(
-            f"<h3>{esc(m['model'])}</h3><p>Operating threshold on P({esc(point.get('positive_class'))}): "
+            f"<h3>{esc(m['label'])}</h3><p>Operating threshold on P({esc(point.get('positive_class'))}): "
             f"<b>{num(point.get('threshold'), 3)}</b>, rule <code>{esc(point.get('rule'))}</code> on the "
             f"{esc(point.get('chosen_on'))} split ({(point.get('validation') or {}).get('images')} images), "
             f"stored in <code>operating_point.json</code>.{note}</p>"
             + table(["set", "class", "Brier score [95% CI]", "ECE [95% CI]"], rows, left=2)
-            + image(folder, (ev.get("files") or {}).get("reliability"), f"{m['model']} reliability diagram")
+            + image(folder, (ev.get("files") or {}).get("reliability"), f"{m['label']} reliability diagram")
         )
     return "".join(parts)
 
@@ -227,7 +164,7 @@ def subgroups_section(models: list[dict]) -> str:
                 )
         missing = sub.get("missing") or []
         parts.append(
-            f"<h3>{esc(m['model'])} (test split)</h3>"
+            f"<h3>{esc(m['label'])} (test split)</h3>"
             + table(
                 [
                     "attribute",
@@ -256,12 +193,12 @@ def probe_section(models: list[dict]) -> str:
             patients = ", ".join(f"{s}: {n}" for s, n in p["patients_by_source"].items())
             if "skipped" in p:
                 rows.append(
-                    [esc(m["model"]), esc(cls), esc(patients), f"not run: {esc(p['skipped'])}", "", ""]
+                    [esc(m["label"]), esc(cls), esc(patients), f"not run: {esc(p['skipped'])}", "", ""]
                 )
             else:
                 rows.append(
                     [
-                        esc(m["model"]),
+                        esc(m["label"]),
                         esc(cls),
                         esc(patients),
                         num(p["balanced_accuracy"]),
@@ -280,7 +217,7 @@ def probe_section(models: list[dict]) -> str:
 
 def model_cards_section(models: list[dict]) -> str:
     return "".join(
-        f"<h3>{esc(m['model'])}</h3><p>{esc((m.get('model_card') or {}).get('intended_use'))}</p><ul>"
+        f"<h3>{esc(m['label'])}</h3><p>{esc((m.get('model_card') or {}).get('intended_use'))}</p><ul>"
         + "".join(
             f"<li>{esc(note)}</li>" for note in (m.get("model_card") or {}).get("known_limitations", [])
         )

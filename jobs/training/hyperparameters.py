@@ -17,7 +17,8 @@ from jobs.training.errors import TrainingError
 
 REQUIRED = ("model", "task")
 # The experiment's training fields, one model at a time: the schema owns the keys.
-SHARED = ("model", *(name for name in TrainingConfig.model_fields if name != "models"))
+# A job trains one model with one seed: the lists of models and seeds are the plan's, not the job's.
+SHARED = ("model", *(name for name in TrainingConfig.model_fields if name not in ("models", "seeds")))
 
 
 class RunOptions(BaseModel):

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from jobs import provenance
 from jobs.atomic import replace_atomically
 from jobs.dataset import Dataset
 from jobs.tasks import task_classes
@@ -32,6 +33,7 @@ def resolved_config(
     """config.json of the CONTRACT: what the evaluation needs to use the model."""
     return {
         "model": hp.model,
+        "seed": hp.config.seed,
         "task": hp.config.task,
         "classes": list(task_classes(hp.config.task)),
         "image_shape": list(image_shape),
@@ -172,8 +174,9 @@ def train(
     # Atomic: a run killed while saving leaves the previous model (or none), never a truncated one.
     replace_atomically(model_dir / "model.keras", model.save)
     write_json(model_dir / "history.json", history_document(stages, history))
+    config_document = resolved_config(hp, weights, ds.image_shape, ds.fingerprint, data_uri)
     write_json(
-        model_dir / "config.json", resolved_config(hp, weights, ds.image_shape, ds.fingerprint, data_uri)
+        model_dir / "config.json", config_document | {"provenance": provenance.machine(plan.deterministic)}
     )
     print(f"model, history and config written to {model_dir}", flush=True)
     return model
