@@ -8,6 +8,7 @@ import typing
 
 import keras
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from jobs import sagemaker_env
@@ -277,3 +278,28 @@ def test_recalibrate_sets_moving_statistics_to_the_mean_of_batch_statistics():
         np.array(bn.moving_variance), np.mean([b.var(axis=0) for b in batches], 0), rtol=1e-4
     )
     assert bn.momentum == 0.99
+
+
+def test_a_stage_that_trains_the_same_layers_keeps_the_compiled_step_and_ends_where_a_recompile_does():
+    """Restarting Adam in place is a fresh Adam: the weights equal those of compiling the stage anew."""
+    from jobs.experiment import Stage
+    from jobs.training.schedules import configure_stage
+
+    first = Stage(epochs=1, learning_rate=1e-3, trainable="all")
+    second = Stage(epochs=1, learning_rate=1e-4, trainable="all")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((24, 32, 32, 3)).astype("float32"), rng.integers(0, 2, 24)
+    tf.config.experimental.enable_op_determinism()
+    weights, steps = [], []
+    for reuse in (False, True):
+        keras.utils.set_random_seed(3)
+        model = build_model(ModelSpec("small_cnn", 2, (32, 32, 3)))
+        configure_stage(model, first)
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        step = model.train_function
+        configure_stage(model, second, first if reuse else None)
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        weights.append([np.array(w) for w in model.weights])
+        steps.append(model.train_function is step)
+    assert steps == [False, True]  # recompiled once, reused once
+    assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))

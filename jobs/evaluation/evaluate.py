@@ -22,6 +22,7 @@ from jobs.evaluation import plots
 from jobs.evaluation.audit import chance_accuracy, shortcut_audit
 from jobs.evaluation.calibration import calibration_report
 from jobs.evaluation.conclusions import shortcut_verdict
+from jobs.evaluation.inference import batched_outputs
 from jobs.evaluation.metrics import evaluate_predictions, json_safe
 from jobs.evaluation.model_card import MODEL_CARD_FILE, model_card
 from jobs.evaluation.probe import penultimate_features, source_probe
@@ -112,9 +113,10 @@ def probability_fn(model, batch_size: int = 32) -> Callable[[np.ndarray], np.nda
     recomputed from the CSV, and float32 noise between batches cannot order tied scores (ROC AUC).
     """
 
+    outputs = batched_outputs(model, batch_size)
+
     def predict(images: np.ndarray) -> np.ndarray:
-        probabilities = model.predict(to_float(images), batch_size=batch_size, verbose=0)
-        return np.round(np.asarray(probabilities, dtype=np.float64), 6)
+        return np.round(outputs(images), 6)
 
     return predict
 
@@ -363,7 +365,7 @@ def majority_class_macro_f1(y_true: np.ndarray, n_classes: int) -> float:
 
 def _probe(model, sets: list[TestSet], classes: tuple[str, ...], seed: int) -> dict:
     """The source probe over every evaluated image (split and external sets pooled: more sources per class)."""
-    features = np.concatenate([penultimate_features(model, s.data["image"]) for s in sets])
+    features = penultimate_features(model, np.concatenate([s.data["image"] for s in sets]))
     pooled = {
         key: np.concatenate([np.asarray(s.data[key]).astype(str) for s in sets])
         for key in ("source", "patient_id")

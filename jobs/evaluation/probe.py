@@ -20,10 +20,9 @@ def penultimate_features(model, images: np.ndarray, batch_size: int = 32) -> np.
     """The input of the final softmax layer (the head's dense output; dropout is off at inference)."""
     import keras
 
-    from jobs.dataset import to_float
+    from jobs.evaluation.inference import batched_outputs
 
-    head = keras.Model(model.inputs, model.layers[-1].input)
-    return np.asarray(head.predict(to_float(images), batch_size=batch_size, verbose=0), dtype=np.float64)
+    return batched_outputs(keras.Model(model.inputs, model.layers[-1].input), batch_size)(images)
 
 
 def probe_class(features: np.ndarray, sources: np.ndarray, patients: np.ndarray, seed: int = 0) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,7 +225,6 @@ def build_report(
         {
             "format": FORMAT,
             "experiment": experiment.get("name", folder.name),
-            "generated": datetime.now(UTC).isoformat(timespec="seconds"),
             "paper_reference": reference,
             "paper_headline": paper_headline(reference),
             "across_seeds": across_seeds_summary(runs),
@@ -237,7 +237,29 @@ def build_report(
             "experiment_settings": experiment or None,
         }
     )
-    return report, evaluations
+    return relative_places(report, places_root(folder, manifest_uri)), evaluations
+
+
+def places_root(folder: Path, manifest_uri: str | None) -> str | None:
+    """The folder that holds the evaluations and the dataset (locally the runs folder), so that the report
+    names places relative to it: the same run in another clone gives the same report.json."""
+    if manifest_uri and "://" in manifest_uri:
+        return None
+    places = [str(folder.resolve())] + ([str(Path(manifest_uri).resolve())] if manifest_uri else [])
+    return os.path.commonpath(places)
+
+
+def relative_places(document: object, root: str | None) -> object:
+    """``document`` with every string under ``root`` written relative to it (``./...``)."""
+    if root is None or root == "/":
+        return document
+    if isinstance(document, dict):
+        return {key: relative_places(value, root) for key, value in document.items()}
+    if isinstance(document, list):
+        return [relative_places(value, root) for value in document]
+    if isinstance(document, str) and (document == root or document.startswith(root + "/")):
+        return "." + document[len(root) :]
+    return document
 
 
 # ---- HTML -----------------------------------------------------------------------------------------------
@@ -503,7 +525,8 @@ def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
     dataset = report["dataset"]
     body = [
         f"<h1>Experiment {_e(report['experiment'])}</h1>",
-        f"<p class='muted'>{len(report['models'])} model(s); generated {_e(report['generated'])}; dataset "
+        f"<p class='muted'>{len(report['models'])} run(s); generated "
+        f"{_e(datetime.now(UTC).isoformat(timespec='seconds'))}; dataset "
         f"fingerprint <code>{_e((dataset or {}).get('fingerprint'))}</code></p>",
         "<ul class='warn'>" + "".join(warnings) + "</ul>" if warnings else "",
         "<h2>How much of it is the disease? Across seeds</h2>",

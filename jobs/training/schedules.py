@@ -36,11 +36,26 @@ def start_position(stages: tuple[Stage, ...], progress: Progress | None) -> Posi
     return Position(progress.stage + 1, 0)
 
 
-def configure_stage(model: keras.Model, stage: Stage) -> None:
-    """Freezes or unfreezes the backbone and compiles a fresh Adam at the stage's learning rate."""
+def configure_stage(model: keras.Model, stage: Stage, previous: Stage | None = None) -> None:
+    """Freezes or unfreezes the backbone and compiles a fresh Adam at the stage's learning rate.
+
+    After a stage (``previous``, trained by this process) with the same layers learning, the compiled
+    training step is kept and its Adam restarted instead: the same fresh optimizer, without tracing the
+    step again (about a minute for DenseNet121 on a 2-core CPU).
+    """
+    if previous is not None and previous.trainable == stage.trainable and model.optimizer is not None:
+        restart_optimizer(model.optimizer, stage.learning_rate)
+        return
     set_trainable(model, stage.trainable)
     model.compile(
         optimizer=keras.optimizers.Adam(stage.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+
+
+def restart_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float) -> None:
+    """The optimizer as a new one at ``learning_rate``: step count and moment estimates back to zero."""
+    for variable in optimizer.variables:
+        variable.assign(keras.ops.zeros_like(variable))
+    optimizer.learning_rate = learning_rate

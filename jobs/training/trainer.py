@@ -131,8 +131,10 @@ def train(
     for index in range(position.stage, len(stages)):
         initial_epoch = position.epoch if index == position.stage else 0
         if initial_epoch == 0:  # a stage starts; resumed mid-stage, the model keeps its optimizer state
+            # the stage before, when this process trained it (then its compiled step may be reused)
+            previous = stages[index - 1] if index > position.stage else None
             with strategy.scope():
-                configure_stage(model, stages[index])
+                configure_stage(model, stages[index], previous)
         callbacks: list[keras.callbacks.Callback] = [
             seeds.for_stage(index),
             EpochReporter(index, stages, history),
