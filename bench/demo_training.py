@@ -7,6 +7,7 @@ validation pass, and the BatchNorm recompute over the train split. Variants:
 - ``baseline``: as ``cxr train`` runs on a CPU (op determinism on);
 - ``jit``: the same with ``model.compile(jit_compile=True)`` (XLA);
 - ``nondeterministic``: op determinism off;
+- ``no_grappler`` / ``grappler_light``: TensorFlow's graph optimizer off, or only its remapper and pruning;
 - ``size96`` / ``size64``: the images resized in the pipeline, the model built for that size.
 
     PYTHONPATH=. python bench/demo_training.py --data=runs/datasets/<demo key> [--models=small_cnn,densenet121]
@@ -29,7 +30,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = "binary"
-VARIANTS = ("baseline", "jit", "nondeterministic", "size96", "size64")
+VARIANTS = ("baseline", "jit", "nondeterministic", "no_grappler", "grappler_light", "size96", "size64")
+# Grappler rewrites the whole training graph before its first run; "light" keeps only the remapper (which
+# fuses conv + bias + activation into oneDNN kernels) and pruning.
+LIGHT_GRAPPLER = {
+    "layout_optimizer": False,
+    "constant_folding": False,
+    "shape_optimization": False,
+    "arithmetic_optimization": False,
+    "dependency_optimization": False,
+    "loop_optimization": False,
+    "function_optimization": False,
+    "debug_stripper": False,
+    "scoped_allocator_optimization": False,
+    "pin_to_host_optimization": False,
+    "implementation_selector": False,
+    "auto_mixed_precision": False,
+}
 
 
 def measure(data: str, model_name: str, variant: str, epochs: int, batch: int) -> dict:
@@ -46,6 +63,10 @@ def measure(data: str, model_name: str, variant: str, epochs: int, batch: int) -
     from jobs.training.randomness import EpochSeeds
 
     keras.utils.set_random_seed(1)
+    if variant == "no_grappler":
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    if variant == "grappler_light":
+        tf.config.optimizer.set_experimental_options(LIGHT_GRAPPLER)
     if variant != "nondeterministic":
         tf.config.experimental.enable_op_determinism()
     ds = open_dataset(data)

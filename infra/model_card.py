@@ -85,7 +85,7 @@ class ModelCards(Fragment):
         outcome = sfn.Pass(
             self,
             "ModelCardOutcome",
-            parameters={"model.$": "$.item.model", "modelCard.$": "$.modelCard"},
+            parameters={"model.$": "$.item.model", "seed.$": "$.item.seed", "modelCard.$": "$.modelCard"},
         )
         for state in (read, create):
             state.add_catch(outcome, errors=["States.ALL"], result_path="$.modelCard")

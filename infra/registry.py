@@ -41,7 +41,8 @@ class ModelRegistry(Construct):
                 "Resource": f"arn:{Stack.of(self).partition}:states:::aws-sdk:sagemaker:createModelPackage",
                 "Parameters": {
                     "ModelPackageGroupName": self.group_name,
-                    "ModelPackageDescription.$": "States.Format('{} {} run {}', $.experiment, $.item.model, $.runId)",
+                    "ModelPackageDescription.$": "States.Format('{} {} seed {} run {}', $.experiment, $.item.model, "
+                    "$.item.seed, $.runId)",
                     "ModelApprovalStatus": "PendingManualApproval",
                     "InferenceSpecification": {
                         "Containers": [

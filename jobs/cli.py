@@ -222,6 +222,10 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
         "one HTML page + report.json for a whole experiment's evaluations",
         _entry_point("jobs.evaluation.report"),
     ),
+    "readme-table": (
+        "the README's results block (machine, across-seeds table, sentences) from a run's report.json",
+        _entry_point("jobs.evaluation.readme_table"),
+    ),
     "audit-data": (
         "patient and near-duplicate overlap between splits and against other datasets (exit 1 on a leak)",
         _entry_point("jobs.audit_data"),

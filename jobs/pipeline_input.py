@@ -154,6 +154,12 @@ MODEL_RULES: tuple[InputRule, ...] = (
         MODEL_NAMES,
     ),
     InputRule(
+        "Seed",
+        "$.seed",
+        "present",
+        f"input field 'models[].seed' is missing (one item per model and seed); {_FIX}",
+    ),
+    InputRule(
         "TrainingJobName",
         "$.trainingJobName",
         "string",

@@ -35,7 +35,7 @@ def machine() -> dict:
     return executable_definition(synthesize().template)
 
 
-def _payload(external: list[dict] | None = None) -> dict:
+def _payload(external: list[dict] | None = None, seeds: int = 1) -> dict:
     exp = parse_experiment(
         {
             "name": "moto-run",
@@ -43,7 +43,7 @@ def _payload(external: list[dict] | None = None) -> dict:
                 "sources": [{"kind": "cohen", "uri": "cohen"}, {"kind": "nih", "uri": "nih"}],
                 "image_size": 64,
             },
-            "training": {"task": "binary", "models": ["small_cnn", "densenet121"]},
+            "training": {"task": "binary", "models": ["small_cnn", "densenet121"], "seeds": seeds},
             "evaluation": {"external": external or []},
         }
     )
@@ -346,3 +346,20 @@ def test_a_card_that_cannot_be_made_is_recorded_and_the_run_goes_on(monkeypatch,
     assert set(outcomes["small_cnn"]) == {"arn"}
     assert "NoSuchKey" in outcomes["densenet121"]["Error"]  # AWS names it S3.NoSuchKeyException
     assert [c["ModelCardName"] for c in made] == [payload["models"][0]["modelCard"]["name"]]
+
+
+def test_every_model_and_seed_is_trained_evaluated_and_carded_once(monkeypatch, machine):
+    """Seeds are Map items: two models x two seeds are four training jobs, four evaluations and four
+    model cards with names of their own, each recorded with its model and seed."""
+    payload = _payload(seeds=2)
+    with _aws(monkeypatch, payload, _happy_mocks()):
+        run = run_execution(boto3.client("stepfunctions", region_name="us-east-1"), machine, payload)
+        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+        cards = [
+            sagemaker.describe_model_card(ModelCardName=i["modelCard"]["name"]) for i in payload["models"]
+        ]
+    assert run.status == "SUCCEEDED", run.cause
+    assert run.entered.count("Train") == run.entered.count("Evaluate") == 4
+    assert len({card["ModelCardArn"] for card in cards}) == 4
+    recorded = sorted((o["model"], o["seed"]) for o in run.output["modelCards"])
+    assert recorded == sorted((m, s) for m in ("small_cnn", "densenet121") for s in (1, 2))

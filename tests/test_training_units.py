@@ -8,8 +8,8 @@ import typing
 
 import keras
 import numpy as np
-import tensorflow as tf
 import pytest
+import tensorflow as tf
 
 from jobs import sagemaker_env
 from jobs.experiment import (

@@ -196,8 +196,13 @@ def across_seeds(model: str, per_seed: Sequence[Sequence[dict]], seeds: Sequence
         share = len(holding) / total
         seed, finding = holding[len(holding) // 2]
         if share >= AGREEMENT:
-            agreement = "every seed" if len(holding) == total else f"{len(holding)} of {total} seeds"
-            sentences.append(f"{model} {finding.text} ({agreement}; figures of seed {seed}).")
+            if total == 1:
+                note = f"one seed only ({seed}): no spread to judge it by"
+            elif len(holding) == total:
+                note = f"every seed; figures of seed {seed}"
+            else:
+                note = f"{len(holding)} of {total} seeds; figures of seed {seed}"
+            sentences.append(f"{model} {finding.text} ({note}).")
         else:
             which = ", ".join(str(seed) for seed, _ in holding)
             sentences.append(

@@ -66,17 +66,19 @@ def across_seeds_summary(runs: list[dict]) -> list[dict]:
     return summary
 
 
-def _cell(figure: dict) -> str:
+def figure_text(figure: dict) -> str:
+    """``median (min–max) [median CI]`` of one figure over seeds; the range only when seeds differ."""
     if figure["median"] is None:
         return "–"
     text = num(figure["median"])
     if figure["min"] != figure["max"]:
         text += f" ({num(figure['min'])}–{num(figure['max'])})"
     ci = figure["ci_median"]
-    return text + (f" <span class='muted'>[{num(ci[0])}, {num(ci[1])}]</span>" if ci else "")
+    return text + (f" [{num(ci[0])}, {num(ci[1])}]" if ci else "")
 
 
-def _spread_text(row: dict) -> str:
+def spread_text(row: dict) -> str:
+    """The seeds' spread (max − min) of macro F1 and ROC AUC on one set."""
     parts = []
     for name, label in (("macro_f1", "F1"), ("roc_auc", "AUC")):
         figure = row["figures"][name]
@@ -85,37 +87,41 @@ def _spread_text(row: dict) -> str:
     return ", ".join(parts) or "–"
 
 
-def across_seeds_section(summary: list[dict]) -> str:
-    head = [
-        "model (seeds)",
-        "set",
-        "kind",
-        "images (patients)",
-        "macro F1 median (range) [median CI]",
-        "majority-class macro F1",
-        "COVID-19 ROC AUC",
-        "sensitivity at threshold",
-        "specificity at threshold",
-        "COVID-19 ECE",
-        "seed spread (max − min)",
-    ]
-    rows = [
+HEAD = (
+    "model (seeds)",
+    "set",
+    "kind",
+    "images (patients)",
+    "macro F1 median (range) [median CI]",
+    "majority-class macro F1",
+    "COVID-19 ROC AUC",
+    "sensitivity at threshold",
+    "specificity at threshold",
+    "COVID-19 ECE",
+    "seed spread (max − min)",
+)
+
+
+def table_rows(summary: list[dict]) -> list[list[str]]:
+    """The across-seeds table as text cells, one row per model and set (the HTML and the README's)."""
+    return [
         [
-            f"<b>{esc(m['model'])}</b> ({esc(', '.join(str(s) for s in m['seeds']))})",
-            esc(r["set"]),
-            esc(r["kind"]),
+            f"{m['model']} ({', '.join(str(s) for s in m['seeds'])})",
+            r["set"],
+            r["kind"],
             f"{r['images']} ({r['patients']})",
-            _cell(r["figures"]["macro_f1"]),
+            figure_text(r["figures"]["macro_f1"]),
             num(r["majority_class_macro_f1"]),
-            _cell(r["figures"]["roc_auc"]),
-            _cell(r["figures"]["sensitivity"]),
-            _cell(r["figures"]["specificity"]),
-            _cell(r["figures"]["ece"]),
-            _spread_text(r),
+            *(figure_text(r["figures"][name]) for name in ("roc_auc", "sensitivity", "specificity", "ece")),
+            spread_text(r),
         ]
         for m in summary
         for r in m["rows"]
     ]
+
+
+def across_seeds_section(summary: list[dict]) -> str:
+    rows = [[esc(cell) for cell in row] for row in table_rows(summary)]
     sentences = "".join(f"<li>{esc(s)}</li>" for m in summary for s in m["sentences"])
     return (
         "<p>Each model was trained once per seed. A figure is the median over seeds, with the range over "
@@ -123,5 +129,5 @@ def across_seeds_section(summary: list[dict]) -> str:
         f"A sentence below is stated only when at least {conclusions.AGREEMENT:.0%} of the seeds support "
         "it; otherwise it says the seeds disagree. The ROC AUC needs no threshold: an interval above 0.5 "
         "with the lungs hidden means signal outside the lungs, however the answers at the threshold fall."
-        "</p>" + table(head, rows, left=3) + f"<ul>{sentences}</ul>"
+        "</p>" + table(list(HEAD), rows, left=3) + f"<ul>{sentences}</ul>"
     )
