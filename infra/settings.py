@@ -103,6 +103,15 @@ class PipelineSettings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"context '{name}' must be at least 1, got {getattr(self, name)}")
+        if self.trainingInstanceCount > 1:
+            # Refused rather than made real: the training code reads no host list (resourceconfig.json),
+            # so N hosts would each train the same model alone and bill N times. More GPUs per job are
+            # what an instance type gives (ml.p3.8xlarge: 4 V100 through MirroredStrategy).
+            raise SettingsError(
+                f"context 'trainingInstanceCount' is {self.trainingInstanceCount}: training runs on one "
+                "instance (its GPUs mirrored); a larger instance type, not more instances, gives it more "
+                "GPUs. Seeds (training.seeds) run as separate jobs in parallel (modelConcurrency)"
+            )
         if not self.emrReleaseLabel.startswith("emr-5."):
             raise SettingsError(
                 f"context 'emrReleaseLabel' is {self.emrReleaseLabel!r}: the ETL is written for "

@@ -65,6 +65,7 @@ def job(small_dataset, tmp_path_factory):
     # The demo with the one model these tests train: the report job then expects exactly its evaluation.
     demo = json.loads((ROOT / "experiments" / "demo.json").read_text())
     demo["training"]["models"] = [MODEL]
+    demo["training"]["seeds"] = 1
     # An external test set, mounted as the definition says (the demo's own ones when it has some).
     demo["evaluation"]["external"] = demo["evaluation"].get("external") or [
         {"name": "other-hospital", "sources": [{"kind": "folders", "uri": "other-hospital"}]}
