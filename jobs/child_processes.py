@@ -12,12 +12,21 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
+from pathlib import Path
 from types import FrameType
+from typing import IO, TextIO
 
 PR_SET_PDEATHSIG = 1
+# TensorFlow's and absl's C++ log lines ("E0000 00:00:17... 4315 node_def_util.cc:682] ..."): they look
+# like errors to a reader and are not; with a log file they go there only.
+CHATTER = re.compile(
+    r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] |WARNING: All log messages before absl::InitializeLog)"
+)
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = 10
 
@@ -44,11 +53,39 @@ def _handle(signals: tuple[int, ...], handler) -> dict:
     return previous
 
 
-def call(command: list[str]) -> int:
-    """Like ``subprocess.call``, but the child and its own children never outlive this process."""
+def _pump(source: IO[str], console: TextIO, log: TextIO, lock: threading.Lock) -> None:
+    """Every line to the log; to the console too unless it is C++ chatter."""
+    for line in source:
+        with lock:
+            log.write(line)
+            log.flush()
+        if not CHATTER.match(line):
+            console.write(line)
+            console.flush()
+
+
+def call(command: list[str], log: Path | None = None) -> int:
+    """Like ``subprocess.call``, but the child and its own children never outlive this process.
+
+    With ``log``, everything the step prints is kept in that file, and the console shows all of it but
+    TensorFlow's C++ log lines."""
     guarded = [sys.executable, "-m", "jobs.child_processes", *command]
+    piped = {}
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        environ = {**os.environ, "PYTHONUNBUFFERED": "1"}  # progress lines as they happen, not at exit
+        piped = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "env": environ}
     # Its own group: a terminal's Ctrl-C reaches the runner only, which passes it on once.
-    guard = subprocess.Popen(guarded, process_group=0, preexec_fn=_die_with(os.getpid()))
+    guard = subprocess.Popen(guarded, process_group=0, preexec_fn=_die_with(os.getpid()), **piped)
+    pumps = []
+    if log is not None:
+        handle, lock = log.open("w"), threading.Lock()
+        pumps = [
+            threading.Thread(target=_pump, args=(stream, console, handle, lock), daemon=True)
+            for stream, console in ((guard.stdout, sys.stdout), (guard.stderr, sys.stderr))
+        ]
+        for pump in pumps:
+            pump.start()
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         guard.send_signal(signum)
@@ -65,6 +102,10 @@ def call(command: list[str]) -> int:
         if guard.poll() is None:
             guard.terminate()
         guard.wait()  # the guard ends within its grace period: the step is gone when this returns
+        for pump in pumps:
+            pump.join(timeout=GRACE_S)
+        if log is not None:
+            handle.close()
 
 
 def _kill_group(group: int, signum: int) -> None:

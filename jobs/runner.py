@@ -35,6 +35,7 @@ class Step:
     command: list[str]
     done_marker: Path | None
     key: str
+    log: Path | None = None  # everything the step printed (the console leaves out TensorFlow's C++ lines)
 
     @property
     def _key_file(self) -> Path | None:
@@ -116,6 +117,7 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
             [*cli, step.kind, *local_arguments(step, place)],
             Path(place(step.output.at(step.marker))),
             keys[step.name],
+            layout.experiment(exp) / "logs" / f"{step.name.replace(' ', '-')}.log",
         )
         for step in steps
     ]
@@ -155,11 +157,12 @@ def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = prin
         echo(f"{prefix}: running")
         step_started = time.time()
         step.forget()
-        code = child_processes.call(step.command)
+        code = child_processes.call(step.command, step.log)
         if code != 0:
             echo(
                 f"{prefix}: FAILED with exit code {code} after {time.time() - step_started:.0f} s; "
-                f"rerun after fixing, finished steps will be skipped"
+                + (f"its whole output is in {step.log}; " if step.log else "")
+                + "rerun after fixing, finished steps will be skipped"
             )
             return False
         step.mark_done()

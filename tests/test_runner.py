@@ -233,3 +233,19 @@ def test_external_test_sets_get_a_test_only_etl_an_audit_and_reach_the_evaluatio
     inside = f"{sagemaker_env.EVALUATION_EXTERNAL_DIR}/other-hospital"
     assert f"{external}:{inside}:ro" in in_docker.command
     assert f"--external=other-hospital={inside}" in in_docker.command
+
+
+def test_a_step_log_keeps_everything_and_the_console_leaves_out_tensorflows_cpp_lines(tmp_path, capfd):
+    chatter = (
+        "E0000 00:00:1796593045.199234    4315 node_def_util.cc:682] NodeDef mentions attribute "
+        "use_unbounded_threadpool which is not in the op definition"
+    )
+    script = f"import sys; print('epoch 1/2'); print({chatter!r}, file=sys.stderr); print('real error', file=sys.stderr)"
+    log = tmp_path / "logs" / "step.log"
+    step = runner.Step("noisy", [sys.executable, "-c", script], tmp_path / "never", "k", log)
+    assert runner.run_steps([step], force=False, echo=lambda line: None)
+    console = capfd.readouterr()
+    assert "epoch 1/2" in console.out and "real error" in console.err
+    assert "NodeDef" not in console.out + console.err
+    kept = log.read_text()
+    assert "epoch 1/2" in kept and "NodeDef mentions attribute" in kept and "real error" in kept
