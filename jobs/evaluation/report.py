@@ -25,6 +25,7 @@ from jobs.evaluation.html_parts import table as _table
 from jobs.evaluation.html_parts import with_ci as _with_ci
 from jobs.evaluation.metrics import json_safe
 from jobs.evaluation.paper_figures import PAPER_EXPERIMENTS, paper_accuracy, paper_headline
+from jobs.evaluation.seed_plots import learning_curves_by_seed, roc_by_seed
 from jobs.evaluation.seeds import across_seeds_section, across_seeds_summary
 from jobs.evaluation.source_report import (
     calibration_section,
@@ -476,6 +477,24 @@ def _figures(m: dict, ev: dict, folder: Path) -> str:
     )
 
 
+def _seed_figures(report: dict, evaluations: dict[Path, dict], out: Path) -> str:
+    """Per model, its learning curves and test ROC curves with one line per seed (files in ``out``)."""
+    parts = []
+    for summary in report["across_seeds"]:
+        model = summary["model"]
+        mine = [(ev.get("seed"), folder, ev) for folder, ev in evaluations.items() if ev["model"] == model]
+        positive = (mine[0][2].get("operating_point") or {}).get("positive_class", "COVID-19")
+        curves = learning_curves_by_seed(
+            model, [(s, ev) for s, _, ev in mine], out / f"{model}-learning-by-seed.png"
+        )
+        roc = roc_by_seed(model, [(s, f) for s, f, _ in mine], positive, out / f"{model}-roc-by-seed.png")
+        parts.append(
+            _image(out, curves.name, f"{model} learning curves by seed")
+            + (_image(out, roc.name, f"{model} ROC curves by seed") if roc else "")
+        )
+    return "<div class='tables'>" + "".join(parts) + "</div>"
+
+
 def _machines_section(found: list[dict]) -> str:
     """Which machines made the figures: another CPU may train other weights from the same seed."""
     if not found:
@@ -494,7 +513,7 @@ def _reproduction(m: dict) -> dict:
     return {"config": m["config"], "evaluation": m["evaluation_settings"]}
 
 
-def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
+def render_html(report: dict, evaluations: dict[Path, dict], out: Path) -> str:
     headline = report["paper_headline"]
     paper_note = (
         (
@@ -531,6 +550,7 @@ def render_html(report: dict, evaluations: dict[Path, dict]) -> str:
         "<ul class='warn'>" + "".join(warnings) + "</ul>" if warnings else "",
         "<h2>How much of it is the disease? Across seeds</h2>",
         across_seeds_section(report["across_seeds"]),
+        _seed_figures(report, evaluations, out),
         _machines_section(report["machines"]),
         "<h2>Each seed: internal, lungs hidden, within-source and external</h2>",
         summary_section(report["models"]),
@@ -576,7 +596,8 @@ def write_report(
 ) -> dict:
     report, evaluations = build_report(folder, manifest_uri, experiment, models, seeds)
     write_text_atomically(output / "report.json", json.dumps(report, indent=2, allow_nan=False))
-    write_text_atomically(output / "report.html", render_html(report, evaluations))
+    output.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(output / "report.html", render_html(report, evaluations, output))
     return report
 
 
