@@ -74,6 +74,20 @@ def attach_volumes(key: kms.IKey) -> iam.PolicyStatement:
     )
 
 
+def pass_role(role: iam.IRole, service: str) -> iam.PolicyStatement:
+    """iam:PassRole on one role, to the one service that receives it (``iam:PassedToService``).
+
+    One statement per role: a statement naming several roles can name only their common service, and a
+    role handed to any other service is denied (AWS's AmazonEMRFullAccessPolicy_v2 does the same, one
+    PassRole statement per default EMR role).
+    """
+    return iam.PolicyStatement(
+        actions=["iam:PassRole"],
+        resources=[role.role_arn],
+        conditions={"StringEquals": {"iam:PassedToService": service}},
+    )
+
+
 def pull_image(repository: ecr.IRepository) -> list[iam.PolicyStatement]:
     return [
         iam.PolicyStatement(

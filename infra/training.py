@@ -365,9 +365,5 @@ class SageMakerJobs(Construct):
             )
         )
         principal.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[self.role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
+            access.pass_role(self.role, "sagemaker.amazonaws.com")
         )
