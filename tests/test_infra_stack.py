@@ -497,3 +497,34 @@ def test_sagemaker_list_tags_is_granted_on_the_pipelines_jobs_only(template):
     ]
     resources_ = [json.dumps(r) for r in _as_list(statement["Resource"])]
     assert len(resources_) == 2 and all("job/cxr-*" in r for r in resources_), resources_
+
+
+# Condition keys only the listing actions carry (Service Authorization Reference, "Actions, resources, and
+# condition keys for Amazon S3": s3:prefix, s3:delimiter and s3:max-keys belong to ListBucket and
+# ListBucketVersions; GetBucketLocation has none of them). IAM: a condition on a key that is not in the
+# request context does not match, so a statement granting GetBucketLocation under one of them never allows.
+LISTING_ONLY_KEYS = {"s3:prefix", "s3:delimiter", "s3:max-keys"}
+
+
+def test_every_bucket_a_role_may_list_it_may_also_locate(template):
+    """GetBucketLocation is never conditioned on a listing-only key (it could never be allowed), and each
+    policy that grants it (the EMR nodes', the jobs': EMRFS and SageMaker ask for it) can locate every bucket
+    it lists."""
+    granting = 0
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for name, policy in resources(template.to_json(), kind).items():
+            listed, located, grants = set(), set(), False
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions = _as_list(statement["Action"])
+                buckets = {json.dumps(r, sort_keys=True) for r in _as_list(statement["Resource"])}
+                keys = {k for condition in statement.get("Condition", {}).values() for k in condition}
+                if statement["Effect"] == "Allow" and "s3:ListBucket" in actions:
+                    listed |= buckets
+                if statement["Effect"] == "Allow" and "s3:GetBucketLocation" in actions:
+                    assert not keys & LISTING_ONLY_KEYS, (name, statement)
+                    located |= buckets
+                    grants = True
+            if grants:
+                granting += 1
+                assert listed <= located, (name, listed - located)
+    assert granting >= 2
