@@ -528,3 +528,39 @@ def test_every_bucket_a_role_may_list_it_may_also_locate(template):
                 granting += 1
                 assert listed <= located, (name, listed - located)
     assert granting >= 2
+
+
+def _teardown_section() -> str:
+    from tests.cdk_support import ROOT
+
+    doc = (ROOT / "docs" / "cloud.md").read_text()
+    return doc[doc.index("## Tear down") : doc.index("## Checks")]
+
+
+def _retained_table(section: str) -> dict[str, int]:
+    """docs/cloud.md's table of what `cdk destroy` leaves: resource type -> count."""
+    header = section.index("| retained | count |")
+    rows = {}
+    for line in section[header:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        kind, count = (cell.strip().strip("`") for cell in line.strip("|").split("|")[:2])
+        rows[kind] = int(count)
+    return rows
+
+
+def test_the_teardown_section_names_every_resource_cdk_destroy_leaves(synth):
+    """Every resource the template retains (DeletionPolicy Retain) is in the tear-down table with its count,
+    and nothing else is; a template with a Model Package Group gets the packages deleted before the destroy
+    (the group cannot go while it holds them), one whose state machine makes model cards says how to
+    delete them (they are not CloudFormation resources)."""
+    retained: dict[str, int] = {}
+    for resource in synth.template["Resources"].values():
+        if resource.get("DeletionPolicy") == "Retain":
+            retained[resource["Type"]] = retained.get(resource["Type"], 0) + 1
+    section = _teardown_section()
+    assert _retained_table(section) == retained
+    if resources(synth.template, "AWS::SageMaker::ModelPackageGroup"):
+        assert section.index("aws sagemaker delete-model-package") < section.index("npx cdk destroy")
+    if "createModelCard" in json.dumps(definition(synth.template)):
+        assert "aws sagemaker delete-model-card" in section
