@@ -16,19 +16,20 @@ _READ = ["s3:GetObject", "s3:GetObjectVersion"]
 _WRITE = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
 
 
-def _list(bucket: s3.IBucket, prefix: str) -> iam.PolicyStatement:
+def _list(bucket: s3.IBucket, prefix: str) -> list[iam.PolicyStatement]:
+    """ListBucket under ``prefix``, and GetBucketLocation in a statement of its own: its requests carry no
+    ``s3:prefix`` (a ListBucket key), and a condition on a key the request lacks never matches."""
     conditions = {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}} if prefix else None
-    return iam.PolicyStatement(
-        actions=["s3:ListBucket", "s3:GetBucketLocation"],
-        resources=[bucket.bucket_arn],
-        conditions=conditions,
-    )
+    return [
+        iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn], conditions=conditions),
+        iam.PolicyStatement(actions=["s3:GetBucketLocation"], resources=[bucket.bucket_arn]),
+    ]
 
 
 def read_prefix(bucket: s3.IBucket, prefix: str = "") -> list[iam.PolicyStatement]:
     """List and read the objects under ``prefix`` ('' = the whole bucket)."""
     return [
-        _list(bucket, prefix),
+        *_list(bucket, prefix),
         iam.PolicyStatement(actions=_READ, resources=[bucket.arn_for_objects(f"{prefix}*")]),
     ]
 
@@ -37,7 +38,7 @@ def write_prefix(bucket: s3.IBucket, prefix: str, *, delete: bool = False) -> li
     """List, read and write (optionally delete) the objects under ``prefix``."""
     actions = _READ + _WRITE + (["s3:DeleteObject"] if delete else [])
     return [
-        _list(bucket, prefix),
+        *_list(bucket, prefix),
         iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]),
     ]
 
@@ -71,6 +72,20 @@ def attach_volumes(key: kms.IKey) -> iam.PolicyStatement:
         actions=["kms:CreateGrant"],
         resources=[key.key_arn],
         conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    )
+
+
+def pass_role(role: iam.IRole, service: str) -> iam.PolicyStatement:
+    """iam:PassRole on one role, to the one service that receives it (``iam:PassedToService``).
+
+    One statement per role: a statement naming several roles can name only their common service, and a
+    role handed to any other service is denied (AWS's AmazonEMRFullAccessPolicy_v2 does the same, one
+    PassRole statement per default EMR role).
+    """
+    return iam.PolicyStatement(
+        actions=["iam:PassRole"],
+        resources=[role.role_arn],
+        conditions={"StringEquals": {"iam:PassedToService": service}},
     )
 
 

@@ -42,7 +42,13 @@ _CREATE_RETRY_ERRORS = ["ThrottlingException"]
 # Every cluster carries these; the v2 managed policy acts only on clusters with its tag, termination by
 # the state machine and the cleanup function only on clusters with the project tag.
 PROJECT_TAG = ("project", "cxr-pipeline")
+# The services RunJobFlow hands each role to, as AWS's AmazonEMRFullAccessPolicy_v2 allows passing them
+# (its PassRoleForElasticMapReduce, PassRoleForEC2 and PassRoleForAutoScaling statements): the service role
+# to EMR, the nodes' role (the instance profile's) to EC2, the automatic-scaling role to Application Auto
+# Scaling. A PassRole that names another service is denied, and the run ends in ClusterStartFailed.
 EMR_SERVICE = "elasticmapreduce.amazonaws.com"
+EC2_SERVICE = "ec2.amazonaws.com"
+AUTO_SCALING_SERVICE = "application-autoscaling.amazonaws.com"
 # Actions on an existing cluster, which EMR authorizes against the cluster's tags.
 _CLUSTER_ACTIONS = {
     "elasticmapreduce:DescribeCluster",
@@ -67,6 +73,26 @@ _SPARK_CONFIGURATIONS = [
         ],
     ),
 ]
+
+
+class _CreateCluster(tasks.EmrCreateCluster):
+    """CDK's CreateCluster task, whose iam:PassRole grants name the service each role is passed to.
+
+    CDK grants PassRole on the service role and the nodes' role in one statement (and on the auto-scaling
+    role in another) without ``iam:PassedToService``; a condition added to that shared statement could name
+    one service for two roles that go to two services. So its PassRole statements are replaced by one per
+    role (``access.pass_role``). ``taskPolicies`` is read when the state joins the state machine; jsii lets a
+    Python subclass override it.
+    """
+
+    @property
+    def _task_policies(self) -> list[iam.PolicyStatement]:
+        kept = [s for s in super()._task_policies or [] if s.actions != ["iam:PassRole"]]
+        return kept + [
+            access.pass_role(self.service_role, EMR_SERVICE),
+            access.pass_role(self.cluster_role, EC2_SERVICE),
+            access.pass_role(self.auto_scaling_role, AUTO_SCALING_SERVICE),
+        ]
 
 
 def _package_directory(staging: Path) -> Path:
@@ -156,11 +182,7 @@ class EtlCluster(Construct):
                 ),
                 access.use_key(storage.key),
                 # EMR hands the nodes' role to EC2 (the v2 policy allows this only for EMR_EC2_DefaultRole).
-                iam.PolicyStatement(
-                    actions=["iam:PassRole"],
-                    resources=[self.instance_role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
-                ),
+                access.pass_role(self.instance_role, EC2_SERVICE),
             ],
         )
         # The cluster has no automatic scaling policy: this role exists because EMR requires one and
@@ -313,9 +335,9 @@ class EmrEtl(Fragment):
 
     def _create_cluster(
         self, settings: PipelineSettings, cluster: EtlCluster, network: Network
-    ) -> tasks.EmrCreateCluster:
+    ) -> _CreateCluster:
         """The transient cluster: the paper's nodes, both bootstrap actions, tags, idle auto-termination."""
-        return tasks.EmrCreateCluster(
+        return _CreateCluster(
             self,
             "CreateCluster",
             name=sfn.JsonPath.format(
@@ -403,8 +425,8 @@ class EmrEtl(Fragment):
         )
 
     def restrict_permissions(self, principal: iam.IGrantable) -> None:
-        """Narrows what CDK grants the state machine for these tasks: roles pass to EMR only, and only
-        clusters with the project tag can be stepped into or terminated.
+        """Narrows what CDK grants the state machine for these tasks: only clusters with the project tag can
+        be stepped into or terminated (each role passes to its own service already: ``_CreateCluster``).
 
         CDK's CreateCluster statement allows RunJobFlow, DescribeCluster and TerminateJobFlows on "*" in
         one statement, so its condition can only be "if the key exists" (RunJobFlow has no resource tag
@@ -413,9 +435,9 @@ class EmrEtl(Fragment):
         tag_condition = {f"aws:ResourceTag/{PROJECT_TAG[0]}": PROJECT_TAG[1]}
         for task in self._tasks:
             for statement in task._task_policies:
-                if statement.actions == ["iam:PassRole"]:
-                    statement.add_condition("StringEquals", {"iam:PassedToService": EMR_SERVICE})
-                elif set(statement.actions) <= _CLUSTER_ACTIONS and "*" not in statement.resources:
+                if "iam:PassRole" in statement.actions:
+                    continue
+                if set(statement.actions) <= _CLUSTER_ACTIONS and "*" not in statement.resources:
                     statement.add_condition("StringEquals", tag_condition)
                 elif "elasticmapreduce:RunJobFlow" in statement.actions:
                     # RunJobFlow carries the tag in the request, later calls find it on the cluster.

@@ -21,7 +21,7 @@ from infra import access
 from infra.etl_cluster import PROJECT_TAG
 from infra.fragment import Fragment
 from infra.storage import Storage
-from infra.training import TRANSIENT_SAGEMAKER_ERRORS
+from infra.training import SAGEMAKER_SDK_RETRY_ERRORS
 from jobs.evaluation.sagemaker_card import SAGEMAKER_MODEL_CARD_FILE
 from jobs.pipeline_input import JOB_NAME_PREFIX
 
@@ -80,7 +80,7 @@ class ModelCards(Fragment):
             result_path="$.modelCard",
         )
         create.add_retry(
-            errors=TRANSIENT_SAGEMAKER_ERRORS, interval=Duration.seconds(30), max_attempts=4, backoff_rate=2.0
+            errors=SAGEMAKER_SDK_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=4, backoff_rate=2.0
         )
         outcome = sfn.Pass(
             self,

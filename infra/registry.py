@@ -3,6 +3,11 @@
 One Model Package Group per stack. After the report, each model of the run becomes a package with status
 ``PendingManualApproval``, its evaluation's ``metrics.json`` as model-quality statistics and the run's
 ``report.html`` attached, so a team approves a model before ``cxr predict --cloud`` may use it.
+
+A registration that fails does not fail the run: it comes after every job and the report, which are all in
+S3 by then, and a FAILED execution would keep ``cxr results`` from fetching that report. Each model's outcome
+is in the execution output instead (``$.registrations``: ``{model, modelPackage: {arn} or {Error, Cause}}``),
+as the model cards' are (``$.modelCards``); a missing package can be registered afterwards.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.training import TRANSIENT_SAGEMAKER_ERRORS, SageMakerJobs
+from infra.training import SAGEMAKER_SDK_RETRY_ERRORS, SageMakerJobs
 
 CONTENT_TYPES = ["image/png", "image/jpeg", "application/dicom"]
 RESPONSE_TYPES = ["text/csv", "application/jsonlines"]
@@ -32,7 +37,8 @@ class ModelRegistry(Construct):
         )
 
     def register_state(self, scope: Construct, construct_id: str) -> sfn.Map:
-        """A Map over ``$.models``: one CreateModelPackage per trained model of the run."""
+        """A Map over ``$.models``: one CreateModelPackage per trained model of the run, each outcome (the
+        package's ARN or the error) in ``$.registrations``."""
         register = sfn.CustomState(
             scope,
             "RegisterModel",
@@ -80,12 +86,19 @@ class ModelRegistry(Construct):
                         "modelCard.$": "$.item.modelCard.name",
                     },
                 },
-                "ResultPath": sfn.JsonPath.DISCARD,
+                "ResultSelector": {"arn.$": "$.ModelPackageArn"},
+                "ResultPath": "$.modelPackage",
             },
         )
         register.add_retry(
-            errors=TRANSIENT_SAGEMAKER_ERRORS, interval=Duration.seconds(30), max_attempts=4, backoff_rate=2.0
+            errors=SAGEMAKER_SDK_RETRY_ERRORS, interval=Duration.seconds(30), max_attempts=4, backoff_rate=2.0
         )
+        outcome = sfn.Pass(
+            scope,
+            "RegistrationOutcome",
+            parameters={"model.$": "$.item.model", "seed.$": "$.item.seed", "modelPackage.$": "$.modelPackage"},
+        )
+        register.add_catch(outcome, errors=["States.ALL"], result_path="$.modelPackage")
         per_model = sfn.Map(
             scope,
             construct_id,
@@ -96,9 +109,9 @@ class ModelRegistry(Construct):
                 "runId.$": "$.runId",
                 "reportUri.$": "$.report.uri",
             },
-            result_path=sfn.JsonPath.DISCARD,
+            result_path="$.registrations",
         )
-        per_model.item_processor(register)
+        per_model.item_processor(register.next(outcome))
         return per_model
 
     def grant_register(self, principal: iam.IGrantable) -> None:

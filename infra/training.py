@@ -39,12 +39,20 @@ from jobs.stack_outputs import WEIGHTS_PREFIX
 ROOT = Path(__file__).resolve().parents[1]
 # The image needs only these; a narrow build context keeps the asset hash and upload small.
 IMAGE_CONTEXT = ["containers", "jobs", "pyproject.toml"]
-# API-level errors worth another try; a job that ran and failed is not retried (its name is taken).
+# API-level errors worth another try on the optimised `.sync` job tasks; a job that ran and failed is not
+# retried (its name is taken).
 TRANSIENT_SAGEMAKER_ERRORS = [
     "SageMaker.AmazonSageMakerException",
     "SageMaker.ResourceLimitExceededException",
     "ThrottlingException",
 ]
+# Retried on the `aws-sdk:sagemaker:*` tasks (CreateModelCard, CreateModelPackage). Step Functions names an
+# SDK integration's error "<ServiceName>.<ErrorName>", the Exception suffix added where the API reference
+# has none ("Learning to use AWS service SDK integrations in Step Functions"), so SageMaker's common errors
+# ThrottlingException and ServiceUnavailable arrive as these; a bare "ThrottlingException" never matches.
+# Both mean the request was not carried out. InternalFailure is not retried: the card or package may exist
+# by then, and a retry would register a second package version.
+SAGEMAKER_SDK_RETRY_ERRORS = ["SageMaker.ThrottlingException", "SageMaker.ServiceUnavailableException"]
 
 
 class SageMakerJobs(Construct):
@@ -366,9 +374,5 @@ class SageMakerJobs(Construct):
             )
         )
         principal.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[self.role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
+            access.pass_role(self.role, "sagemaker.amazonaws.com")
         )

@@ -104,8 +104,13 @@ def stack_outputs(stack: str = DEFAULT_STACK, region: str | None = None) -> Stac
     )
 
 
+# The stack's buckets are SSE-KMS, and S3 documents that the ETag of an SSE-KMS object is not the MD5 of its
+# data: the MD5 of what was sent travels as user metadata instead (x-amz-meta-md5), read back with HEAD.
+MD5_METADATA = "md5"
+
+
 def md5_of(path: Path) -> str:
-    """A file's MD5 in 1 MiB reads: what S3 stores as a single-part upload's ETag."""
+    """A file's MD5 (hex), in 1 MiB reads."""
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -113,11 +118,20 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _remote_objects(s3, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
+def recorded_md5(s3, bucket: str, key: str) -> str | None:
+    """The MD5 recorded on an object when it was sent (``MD5_METADATA``), or None (absent, or no object)."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get(MD5_METADATA)
+    except s3.exceptions.ClientError:
+        return None
+
+
+def _remote_objects(s3, bucket: str, prefix: str) -> dict[str, int]:
+    """Every object's size under ``prefix``, by key."""
     found = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            found[obj["Key"]] = (obj["Size"], obj["ETag"].strip('"'))
+            found[obj["Key"]] = obj["Size"]
     return found
 
 
@@ -126,29 +140,35 @@ def upload_data(
 ) -> tuple[int, int]:
     """Uploads ``root`` to the raw-data bucket, sending only new or changed files; returns (sent, unchanged).
 
-    A file is unchanged when the object's size and ETag (the MD5 of a single-part upload) match.
+    A file is unchanged when an object of its size has its MD5 recorded (``recorded_md5``; one HEAD per file
+    of the same size): the ETag cannot tell, the bucket being SSE-KMS. An object sent before the MD5 was
+    recorded is sent once more.
     """
     if not root.is_dir():
         raise CloudError(f"{root}: no such folder; point --data-root at the folder holding cohen/ and nih/")
     s3 = _client("s3", outputs.region)
+    bucket = outputs.raw_bucket
     prefix = prefix.strip("/")
-    remote = _call(lambda: _remote_objects(s3, outputs.raw_bucket, prefix), f"bucket {outputs.raw_bucket}")
+    remote = _call(lambda: _remote_objects(s3, bucket, prefix), f"bucket {bucket}")
     files = sorted(p for p in root.rglob("*") if p.is_file())
     sent = 0
     for number, path in enumerate(files, 1):
         key = "/".join(p for p in (prefix, path.relative_to(root).as_posix()) if p)
-        if remote.get(key) == (path.stat().st_size, md5_of(path)):
+        md5 = md5_of(path)
+        if remote.get(key) == path.stat().st_size and (
+            _call(lambda key=key: recorded_md5(s3, bucket, key), f"s3://{bucket}/{key}") == md5
+        ):
             continue
         _call(
-            lambda path=path, key=key: s3.put_object(
-                Bucket=outputs.raw_bucket, Key=key, Body=path.read_bytes()
+            lambda path=path, key=key, md5=md5: s3.put_object(
+                Bucket=bucket, Key=key, Body=path.read_bytes(), Metadata={MD5_METADATA: md5}
             ),
             f"upload {key}",
         )
         sent += 1
         if sent % 50 == 0:
             echo(f"  {number}/{len(files)} files checked, {sent} sent")
-    echo(f"s3://{outputs.raw_bucket}/{prefix}: {sent} file(s) sent, {len(files) - sent} unchanged")
+    echo(f"s3://{bucket}/{prefix}: {sent} file(s) sent, {len(files) - sent} unchanged")
     return sent, len(files) - sent
 
 

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.cloud import StackOutputs, _client, execution_input
+from jobs.cloud import StackOutputs, _client, execution_input, recorded_md5
 from jobs.experiment import Experiment
 from jobs.pipeline_input import cloud_source_uris
 from jobs.stack_outputs import SETTINGS, TRAINING_IMAGE, WEIGHTS_PREFIX
-from jobs.stage_weights import INDEX, staged_md5, weights_key
+from jobs.stage_weights import INDEX, weights_key
 from jobs.training.weights import NOTOP_FILES, NOTOP_MD5
 
 # EMR runs on EC2 On-Demand capacity: this quota counts the vCPUs of standard (A, C, D, H, I, M, R, T, Z)
@@ -202,7 +202,7 @@ def preflight(
     if exp.training.weights == "imagenet":
         for model in (m for m in exp.training.models if m in NOTOP_FILES):
             key = weights_key(model)
-            ok = staged_md5(s3, bucket, key) == NOTOP_MD5[model]
+            ok = recorded_md5(s3, bucket, key) == NOTOP_MD5[model]
             checks.append(
                 Check(
                     f"ImageNet weights {model}",

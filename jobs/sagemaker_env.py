@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,10 @@ AUDIT_OUTPUT_DIR = (
 REPORT_EVALUATIONS_DIR = f"{PROCESSING_ROOT}/evaluations"
 REPORT_DATASET_DIR = f"{PROCESSING_ROOT}/dataset"
 REPORT_OUTPUT_DIR = f"{PROCESSING_ROOT}/report"
+
+
+# SageMaker's NVIDIA GPU instance families: ml.p2 to ml.p6 and ml.g4dn to ml.g6e (ml.trn/ml.inf are not GPUs).
+_GPU_INSTANCE = re.compile(r"^ml\.[pg]\d")
 
 
 def channel_dir(name: str, root: str = DEFAULT_ROOT) -> str:
@@ -108,6 +113,28 @@ class SageMakerEnv:
         """``checkpoints/`` only when the job configured it (SageMaker creates it then), else None."""
         path = self.root / CHECKPOINT_DIR
         return path if path.is_dir() else None
+
+    @property
+    def instance_type(self) -> str | None:
+        """The job's instance type, from ``resourceconfig.json``'s ``current_instance_type`` (None outside
+        SageMaker; SageMaker local mode writes "local")."""
+        try:
+            config = json.loads((self.root / RESOURCE_CONFIG_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        value = config.get("current_instance_type") if isinstance(config, dict) else None
+        return value if isinstance(value, str) else None
+
+    def gpus_expected(self) -> str | None:
+        """Why this host should have GPUs (a GPU instance type, or ``SM_NUM_GPUS`` > 0 as SageMaker's
+        toolkits announce it), or None: then training without a GPU is a failure, not a fallback."""
+        announced = self.environ.get("SM_NUM_GPUS", "")
+        if announced.isdigit() and int(announced) > 0:
+            return f"SM_NUM_GPUS={announced}"
+        instance_type = self.instance_type
+        if instance_type and _GPU_INSTANCE.match(instance_type):
+            return f"instance type {instance_type}"
+        return None
 
     def channel(self, name: str) -> Path | None:
         """A data channel's local folder, or None when the job has no such channel."""

@@ -14,12 +14,11 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from jobs.cloud import CloudError, StackOutputs, _call, _client, md5_of
+from jobs.cloud import MD5_METADATA, CloudError, StackOutputs, _call, _client, md5_of, recorded_md5
 from jobs.stack_outputs import WEIGHTS_PREFIX
 from jobs.training.weights import KERAS_WEIGHTS_URL, NOTOP_FILES, NOTOP_MD5
 
 INDEX = "index.json"
-MD5_METADATA = "md5"  # S3 ETags are not MD5s under SSE-KMS: the checked hash travels as metadata
 
 
 def weights_key(model: str) -> str:
@@ -31,14 +30,6 @@ def download(url: str, target: Path) -> None:
     with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:  # noqa: S310 (https URL)
         while chunk := response.read(1 << 20):
             out.write(chunk)
-
-
-def staged_md5(s3, bucket: str, key: str) -> str | None:
-    """The checked MD5 recorded on a staged object, or None when it is absent."""
-    try:
-        return s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get(MD5_METADATA)
-    except s3.exceptions.ClientError:
-        return None
 
 
 def stage_weights(
@@ -60,7 +51,7 @@ def stage_weights(
     with tempfile.TemporaryDirectory(prefix="cxr-weights-") as scratch:
         for model in models:
             key, expected = weights_key(model), NOTOP_MD5[model]
-            if _call(lambda key=key: staged_md5(s3, bucket, key), f"s3://{bucket}/{key}") == expected:
+            if _call(lambda key=key: recorded_md5(s3, bucket, key), f"s3://{bucket}/{key}") == expected:
                 echo(f"{model}: already staged at s3://{bucket}/{key}")
             else:
                 url = f"{KERAS_WEIGHTS_URL}/{NOTOP_FILES[model]}"
@@ -95,7 +86,8 @@ def _write_index(s3, bucket: str) -> None:
     present = {
         model: weights_key(model)
         for model in NOTOP_FILES
-        if _call(lambda model=model: staged_md5(s3, bucket, weights_key(model)), "index") == NOTOP_MD5[model]
+        if _call(lambda model=model: recorded_md5(s3, bucket, weights_key(model)), "index")
+        == NOTOP_MD5[model]
     }
     body = json.dumps({"keras_notop": present}, indent=1, sort_keys=True).encode()
     _call(lambda: s3.put_object(Bucket=bucket, Key=f"{WEIGHTS_PREFIX}{INDEX}", Body=body), "write index")

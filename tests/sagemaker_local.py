@@ -107,6 +107,9 @@ def docker(*arguments: str, timeout: float = 600, check: bool = True) -> subproc
     return done
 
 
+LOCAL_INSTANCE_TYPE = "ml.m5.xlarge"  # what the emulated training host announces (a CPU type)
+
+
 @dataclass
 class TrainingJob:
     """One CreateTrainingJob request made local: the /opt/ml tree and the ``docker run`` of it."""
@@ -131,13 +134,15 @@ class TrainingJob:
             for c in self.request["InputDataConfig"]
         }
         (self.root / sagemaker_env.INPUT_DATA_CONFIG_FILE).write_text(json.dumps(channels))
-        resources = self.request["ResourceConfig"]
+        assert self.request["ResourceConfig"]["InstanceType"].startswith("ml.")
+        # The job runs here on the CPU: the request's GPU type (ml.p3.8xlarge) would rightly make the entry
+        # refuse to train without a GPU, so the emulated host announces the CPU instance it is.
         (self.root / sagemaker_env.RESOURCE_CONFIG_FILE).write_text(
             json.dumps(
                 {
                     "current_host": "algo-1",
                     "hosts": ["algo-1"],
-                    "current_instance_type": resources["InstanceType"],
+                    "current_instance_type": LOCAL_INSTANCE_TYPE,
                     "network_interface_name": "eth0",
                 }
             )

@@ -41,15 +41,17 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/cxr-test-state-machine"
 
 @dataclass
 class Mocks:
-    """Per state: the result it returns or the (error, cause) it throws; ``fail_items``: chosen Map items."""
+    """Per state: the result it returns or the (error, cause) it throws; ``fail_items``: chosen Map items;
+    ``throws_once``: the (error, cause) a state throws on its first attempt, before its retry returns."""
 
     returns: dict[str, Any] = field(default_factory=dict)
     throws: dict[str, tuple[str, str]] = field(default_factory=dict)
     fail_items: dict[str, tuple[str, set[str], str, str]] = field(default_factory=dict)
+    throws_once: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def test_case(self) -> MockTestCase:
         responses = [
-            StateMockedResponses(name, f"{name}Return", [MockedResponseReturn(0, 0, payload)])
+            StateMockedResponses(name, f"{name}Return", self._attempts(name, payload))
             for name, payload in self.returns.items()
         ]
         responses += [
@@ -57,6 +59,13 @@ class Mocks:
             for name, (error, cause) in self.throws.items()
         ]
         return MockTestCase("cxr", "test", responses)
+
+    def _attempts(self, name: str, payload: Any) -> list:
+        """moto picks a state's mocked response by its retry count."""
+        if name not in self.throws_once:
+            return [MockedResponseReturn(0, 0, payload)]
+        error, cause = self.throws_once[name]
+        return [MockedResponseThrow(0, 0, error, cause), MockedResponseReturn(1, 1, payload)]
 
 
 @contextlib.contextmanager
@@ -153,6 +162,21 @@ def run_execution(
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     output = json.loads(described["output"]) if described.get("output") else None
     return Run(described["status"], entered, described.get("error"), described.get("cause"), output)
+
+
+def quick_retries(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition with every Retry waiting 1 s (moto sleeps the real intervals, 30 s and more). Which
+    errors are retried, and how often, is unchanged."""
+    copied = copy.deepcopy(definition)
+
+    def walk(states: dict[str, Any]) -> None:
+        for state in states.values():
+            for retrier in state.get("Retry", []):
+                retrier["IntervalSeconds"] = 1
+            walk((state.get("ItemProcessor") or state.get("Iterator") or {}).get("States", {}))
+
+    walk(copied["States"])
+    return copied
 
 
 def one_item_at_a_time(definition: dict[str, Any]) -> dict[str, Any]:

@@ -14,15 +14,18 @@ from jobs.cli import main as cxr
 from jobs.experiment import etl_arguments, load_experiment
 from jobs.pipeline_input import etl_arguments_of, validate_state_machine_input
 from tests.cdk_support import definition, synthesize
-from tests.moto_support import mocked_aws
+from tests.moto_support import documented_kms_etags, mocked_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
+# The stack's buckets are SSE-KMS (infra/storage.py).
+SSE_KMS = {
+    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+}
 STACK_TEMPLATE = {
     "Resources": {
-        "Raw": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "cxr-raw"}},
-        "Datasets": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "cxr-datasets"}},
-        "Artifacts": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "cxr-artifacts"}},
+        name: {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket, "BucketEncryption": SSE_KMS}}
+        for name, bucket in (("Raw", "cxr-raw"), ("Datasets", "cxr-datasets"), ("Artifacts", "cxr-artifacts"))
     },
     "Outputs": {
         "RawBucket": {"Value": "cxr-raw"},
@@ -35,6 +38,7 @@ STACK_TEMPLATE = {
 
 @pytest.fixture
 def aws(monkeypatch):
+    documented_kms_etags(monkeypatch)
     with mocked_aws(monkeypatch, REGION):
         yield
 
@@ -55,10 +59,15 @@ def deployed(aws) -> cloud.StackOutputs:
 
 
 def test_upload_sends_only_new_or_changed_files(deployed, sample, tmp_path):
+    """Into the SSE-KMS raw bucket, whose ETags are not MD5s: a second upload sends nothing, a changed file
+    is sent again."""
     root = tmp_path / "raw"
     shutil.copytree(sample / "nih", root / "nih")
     files = sum(1 for p in root.rglob("*") if p.is_file())
     assert cloud.upload_data(root, deployed) == (files, 0)
+    stored = boto3.client("s3").head_object(Bucket=deployed.raw_bucket, Key="nih/Data_Entry_2017.csv")
+    assert stored["ServerSideEncryption"] == "aws:kms"
+    assert stored["ETag"].strip('"') != cloud.md5_of(root / "nih" / "Data_Entry_2017.csv")
     assert cloud.upload_data(root, deployed) == (0, files)
     (root / "nih" / "Data_Entry_2017.csv").write_text("changed")
     assert cloud.upload_data(root, deployed) == (1, files - 1)

@@ -26,8 +26,21 @@ OTHER_TOOLS = {
     "--quota-code",
     "--desired-value",
     "--format",
+    # The AWS CLI commands of the tear-down section.
+    "--model-package-group-name",
+    "--model-package-name",
+    "--query",
+    "--output",
+    "--bucket",
+    "--log-group-name",
+    "--key-id",
+    "--pending-window-in-days",
+    "--model-card-name",
+    "--name-contains",
+    "--training-job-name",
+    "--processing-job-name",
 }
-CXR_COMMANDS = ("run", "upload-data", "stage-weights", "preflight", "start", "status", "results")
+CXR_COMMANDS = ("run", "upload-data", "stage-weights", "preflight", "start", "status", "results", "predict")
 
 
 def _context_table() -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 
 import pytest
 from aws_cdk.assertions import Match, Template
@@ -363,13 +365,84 @@ def test_training_runtime_is_the_expected_duration_times_the_margin(states):
     assert expected < 24 * 3600
 
 
-def test_every_pass_role_names_the_service_it_passes_to(template):
-    """Each iam:PassRole statement carries iam:PassedToService (EMR, SageMaker, or EC2 for the EMR nodes)."""
-    passing = [s for s in _statements(template.to_json()) if "iam:PassRole" in _as_list(s["Action"])]
-    assert len(passing) >= 3
-    for statement in passing:
-        service = statement["Condition"]["StringEquals"]["iam:PassedToService"]
-        assert service in ("elasticmapreduce.amazonaws.com", "sagemaker.amazonaws.com", "ec2.amazonaws.com")
+# The one service each role may be passed to, as AWS documents it (not taken from infra/): the EMR roles as
+# AmazonEMRFullAccessPolicy_v2 passes them (docs.aws.amazon.com/aws-managed-policy/latest/reference/
+# AmazonEMRFullAccessPolicy_v2.html: EMR_DefaultRole_V2 to elasticmapreduce.amazonaws.com*, EMR_EC2_DefaultRole
+# to ec2.amazonaws.com*, EMR_AutoScaling_DefaultRole to application-autoscaling.amazonaws.com*), the jobs'
+# role to SageMaker (AmazonSageMakerFullAccess: iam:PassedToService sagemaker.amazonaws.com). Keys: the
+# roles' logical ids without CDK's hash.
+DOCUMENTED_PASSED_TO = {
+    "EtlClusterServiceRole": "elasticmapreduce.amazonaws.com",
+    "EtlClusterInstanceRole": "ec2.amazonaws.com",
+    "EtlClusterAutoScalingRole": "application-autoscaling.amazonaws.com",
+    "SageMakerRole": "sagemaker.amazonaws.com",
+}
+STATE_MACHINE_POLICY = "PipelineStateMachineRoleDefaultPolicy"
+
+
+def _role_of(resource) -> str:
+    """A PassRole resource ({"Fn::GetAtt": [<role>, "Arn"]}) as its role's logical id without the hash."""
+    assert isinstance(resource, dict) and "Fn::GetAtt" in resource, f"PassRole on {resource}: name one role"
+    return re.sub(r"[0-9A-F]{8}$", "", resource["Fn::GetAtt"][0])
+
+
+def _pass_role_policies(template: dict) -> dict[str, list[dict]]:
+    """Every policy's Allow iam:PassRole statements, by policy logical id without the hash."""
+    found: dict[str, list[dict]] = {}
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for name, policy in resources(template, kind).items():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if statement["Effect"] == "Allow" and "iam:PassRole" in _as_list(statement["Action"]):
+                    found.setdefault(re.sub(r"[0-9A-F]{8}$", "", name), []).append(statement)
+    return found
+
+
+def _may_pass(statements: list[dict], role: str, service: str) -> bool:
+    """IAM's verdict on passing ``role`` to ``service`` (StringEquals/StringLike on iam:PassedToService; a
+    request without the key fails the condition)."""
+
+    def allows(statement: dict) -> bool:
+        if role not in {_role_of(r) for r in _as_list(statement["Resource"])}:
+            return False
+        for operator, keys in statement.get("Condition", {}).items():
+            for key, wanted in keys.items():
+                value = service if key == "iam:PassedToService" else None
+                if value is None:
+                    return False
+                match = fnmatch.fnmatchcase if operator == "StringLike" else str.__eq__
+                if operator not in ("StringEquals", "StringLike") or not any(
+                    match(value, w) for w in _as_list(wanted)
+                ):
+                    return False
+        return True
+
+    return any(allows(s) for s in statements)
+
+
+def test_each_role_is_passed_only_to_the_service_aws_documents_for_it(template):
+    """RunJobFlow passes the EMR service role to EMR, the nodes' role to EC2 and the auto-scaling role to
+    Application Auto Scaling (AWS's EMR policy); the jobs' role goes to SageMaker. Each is allowed for its
+    own service and denied for every other."""
+    policies = _pass_role_policies(template.to_json())
+    state_machine = policies.pop(STATE_MACHINE_POLICY)
+    assert {_role_of(r) for s in state_machine for r in _as_list(s["Resource"])} == set(DOCUMENTED_PASSED_TO)
+    for role, documented in DOCUMENTED_PASSED_TO.items():
+        for service in set(DOCUMENTED_PASSED_TO.values()):
+            assert _may_pass(state_machine, role, service) == (service == documented), (role, service)
+    # EMR itself hands the nodes' role to EC2 when it launches them, with the service role's policy.
+    assert set(policies) == {"EtlClusterServicePolicy"}
+    for service in set(DOCUMENTED_PASSED_TO.values()):
+        allowed = _may_pass(policies["EtlClusterServicePolicy"], "EtlClusterInstanceRole", service)
+        assert allowed == (service == "ec2.amazonaws.com"), service
+
+
+def test_every_pass_role_statement_names_one_role_and_its_service(template):
+    """One PassRole statement per role, each with iam:PassedToService: a statement shared by two roles can
+    only name one service for both."""
+    for name, statements in _pass_role_policies(template.to_json()).items():
+        for statement in statements:
+            assert len(_as_list(statement["Resource"])) == 1, (name, statement["Resource"])
+            assert "iam:PassedToService" in json.dumps(statement.get("Condition", {})), (name, statement)
 
 
 def _allowed(statements: list[dict], action: str, tags: dict[str, str]) -> bool:
@@ -424,3 +497,70 @@ def test_sagemaker_list_tags_is_granted_on_the_pipelines_jobs_only(template):
     ]
     resources_ = [json.dumps(r) for r in _as_list(statement["Resource"])]
     assert len(resources_) == 2 and all("job/cxr-*" in r for r in resources_), resources_
+
+
+# Condition keys only the listing actions carry (Service Authorization Reference, "Actions, resources, and
+# condition keys for Amazon S3": s3:prefix, s3:delimiter and s3:max-keys belong to ListBucket and
+# ListBucketVersions; GetBucketLocation has none of them). IAM: a condition on a key that is not in the
+# request context does not match, so a statement granting GetBucketLocation under one of them never allows.
+LISTING_ONLY_KEYS = {"s3:prefix", "s3:delimiter", "s3:max-keys"}
+
+
+def test_every_bucket_a_role_may_list_it_may_also_locate(template):
+    """GetBucketLocation is never conditioned on a listing-only key (it could never be allowed), and each
+    policy that grants it (the EMR nodes', the jobs': EMRFS and SageMaker ask for it) can locate every bucket
+    it lists."""
+    granting = 0
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for name, policy in resources(template.to_json(), kind).items():
+            listed, located, grants = set(), set(), False
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions = _as_list(statement["Action"])
+                buckets = {json.dumps(r, sort_keys=True) for r in _as_list(statement["Resource"])}
+                keys = {k for condition in statement.get("Condition", {}).values() for k in condition}
+                if statement["Effect"] == "Allow" and "s3:ListBucket" in actions:
+                    listed |= buckets
+                if statement["Effect"] == "Allow" and "s3:GetBucketLocation" in actions:
+                    assert not keys & LISTING_ONLY_KEYS, (name, statement)
+                    located |= buckets
+                    grants = True
+            if grants:
+                granting += 1
+                assert listed <= located, (name, listed - located)
+    assert granting >= 2
+
+
+def _teardown_section() -> str:
+    from tests.cdk_support import ROOT
+
+    doc = (ROOT / "docs" / "cloud.md").read_text()
+    return doc[doc.index("## Tear down") : doc.index("## Checks")]
+
+
+def _retained_table(section: str) -> dict[str, int]:
+    """docs/cloud.md's table of what `cdk destroy` leaves: resource type -> count."""
+    header = section.index("| retained | count |")
+    rows = {}
+    for line in section[header:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        kind, count = (cell.strip().strip("`") for cell in line.strip("|").split("|")[:2])
+        rows[kind] = int(count)
+    return rows
+
+
+def test_the_teardown_section_names_every_resource_cdk_destroy_leaves(synth):
+    """Every resource the template retains (DeletionPolicy Retain) is in the tear-down table with its count,
+    and nothing else is; a template with a Model Package Group gets the packages deleted before the destroy
+    (the group cannot go while it holds them), one whose state machine makes model cards says how to
+    delete them (they are not CloudFormation resources)."""
+    retained: dict[str, int] = {}
+    for resource in synth.template["Resources"].values():
+        if resource.get("DeletionPolicy") == "Retain":
+            retained[resource["Type"]] = retained.get(resource["Type"], 0) + 1
+    section = _teardown_section()
+    assert _retained_table(section) == retained
+    if resources(synth.template, "AWS::SageMaker::ModelPackageGroup"):
+        assert section.index("aws sagemaker delete-model-package") < section.index("npx cdk destroy")
+    if "createModelCard" in json.dumps(definition(synth.template)):
+        assert "aws sagemaker delete-model-card" in section

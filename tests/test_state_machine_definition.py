@@ -151,3 +151,16 @@ def test_definition_matches_the_snapshot(machine):
         "the state machine changed; if intended, rerun with CXR_UPDATE_SNAPSHOTS=1 "
         "and commit tests/snapshots/state_machine.json"
     )
+
+
+def test_aws_sdk_sagemaker_tasks_retry_and_catch_by_their_sdk_error_names(states):
+    """An aws-sdk task's errors are "<ServiceName>.<ErrorName>" (Step Functions' AWS SDK integration docs),
+    so a throttled CreateModelCard or CreateModelPackage is "SageMaker.ThrottlingException" and a bare
+    "ThrottlingException" never matches; both catch everything (a card or registration never fails the run)."""
+    sdk = {n: s for n, s in states.items() if s["Type"] == "Task" and ":aws-sdk:sagemaker:" in s["Resource"]}
+    assert set(sdk) == {"CreateModelCard", "RegisterModel"}
+    for name, state in sdk.items():
+        errors = [e for retry in state["Retry"] for e in retry["ErrorEquals"]]
+        assert "SageMaker.ThrottlingException" in errors, name
+        assert all(e.startswith("SageMaker.") for e in errors), (name, errors)
+        assert [c["ErrorEquals"] for c in state["Catch"]] == [["States.ALL"]], name

@@ -13,7 +13,7 @@ from moto import mock_aws
 from jobs.experiment import parse_experiment
 from jobs.pipeline_input import state_machine_input, validate_state_machine_input
 from tests.cdk_support import executable_definition, synthesize
-from tests.sfn_support import Mocks, mocked_tasks, recorded_task_calls, run_execution
+from tests.sfn_support import Mocks, mocked_tasks, quick_retries, recorded_task_calls, run_execution
 
 DATASETS_BUCKET = "cxr-datasets-test"
 ARTIFACTS_BUCKET = "cxr-artifacts-test"
@@ -363,3 +363,52 @@ def test_every_model_and_seed_is_trained_evaluated_and_carded_once(monkeypatch, 
     assert len({card["ModelCardArn"] for card in cards}) == 4
     recorded = sorted((o["model"], o["seed"]) for o in run.output["modelCards"])
     assert recorded == sorted((m, s) for m in ("small_cnn", "densenet121") for s in (1, 2))
+
+
+def test_a_registration_that_fails_is_recorded_and_the_run_succeeds(monkeypatch, machine, payload):
+    """The registry refuses both packages after training and the report: the run still succeeds (so `cxr
+    results` fetches the report) and the output names each model's registration error."""
+    mocks = _happy_mocks()
+    mocks.throws["RegisterModel"] = ("SageMaker.ResourceLimitExceededException", "too many model packages")
+    del mocks.returns["RegisterModel"]
+    run = _execute(monkeypatch, machine, payload, mocks)
+    assert run.status == "SUCCEEDED", run.cause
+    assert {"Report", "RegisterModels", "Done"} <= set(run.entered)
+    outcomes = {o["model"]: o["modelPackage"] for o in run.output["registrations"]}
+    assert set(outcomes) == {"small_cnn", "densenet121"}
+    assert {o["Error"] for o in outcomes.values()} == {"SageMaker.ResourceLimitExceededException"}
+
+
+def test_registrations_are_in_the_output(monkeypatch, machine, payload):
+    """Each model's package ARN is in the output's registrations."""
+    run = _execute(monkeypatch, machine, payload, _happy_mocks())
+    assert run.status == "SUCCEEDED", run.cause
+    arn = _happy_mocks().returns["RegisterModel"]["ModelPackageArn"]
+    assert {o["model"]: o["modelPackage"] for o in run.output["registrations"]} == {
+        "small_cnn": {"arn": arn},
+        "densenet121": {"arn": arn},
+    }
+
+
+# How Step Functions names a throttled aws-sdk:sagemaker call: "<ServiceName>.<ErrorName>" with the Exception
+# suffix ("Learning to use AWS service SDK integrations in Step Functions"; SageMaker's common error
+# ThrottlingException).
+SDK_THROTTLED = ("SageMaker.ThrottlingException", "Rate exceeded")
+
+
+def test_throttled_model_card_and_registration_calls_are_retried(monkeypatch, machine, payload):
+    """CreateModelCard and CreateModelPackage throttled once each (per model): both are retried and made (the
+    mocks answer only a retry: moto picks a mocked response by the state's retry count)."""
+    mocks = _happy_mocks()
+    mocks.returns["CreateModelCard"] = {
+        "ModelCardArn": "arn:aws:sagemaker:us-east-1:123456789012:model-card/c"
+    }
+    mocks.throws_once.update({"CreateModelCard": SDK_THROTTLED, "RegisterModel": SDK_THROTTLED})
+    run = _execute(monkeypatch, quick_retries(machine), payload, mocks)
+    assert run.status == "SUCCEEDED", run.cause
+    assert [o["modelCard"] for o in run.output["modelCards"]] == [
+        {"arn": mocks.returns["CreateModelCard"]["ModelCardArn"]}
+    ] * 2
+    assert [o["modelPackage"] for o in run.output["registrations"]] == [
+        {"arn": mocks.returns["RegisterModel"]["ModelPackageArn"]}
+    ] * 2

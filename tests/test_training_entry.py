@@ -286,3 +286,33 @@ def test_cli_flags_and_a_separate_process_write_the_failure_file(small_dataset, 
     assert proc.returncode == 1
     assert "hyperparameter 'model'" in (root / "output" / "failure").read_text()
     assert "training failed" in proc.stderr
+
+
+# SageMaker writes the job's instance type to resourceconfig.json ("How Amazon SageMaker AI Provides Training
+# Information": current_instance_type); ml.p3.8xlarge has 4 V100s, ml.m5.xlarge none.
+@pytest.mark.parametrize(
+    ("instance_type", "environ", "trains"),
+    [
+        ("ml.p3.8xlarge", {}, False),
+        ("ml.g5.2xlarge", {}, False),
+        (None, {"SM_NUM_GPUS": "4"}, False),
+        ("ml.m5.xlarge", {"SM_NUM_GPUS": "0"}, True),
+    ],
+)
+def test_a_gpu_host_whose_gpus_tensorflow_cannot_see_fails_instead_of_training_on_the_cpu(
+    instance_type, environ, trains, container, small_dataset, tmp_path, monkeypatch
+):
+    """This machine's TensorFlow sees no GPU: on a GPU instance that is a driver/CUDA mismatch, and the job
+    exits 1 with the reason in the failure file before any training; on a CPU instance it trains."""
+    config = tmp_path / "opt_ml" / sagemaker_env.RESOURCE_CONFIG_FILE
+    config.parent.mkdir(parents=True)
+    if instance_type:
+        config.write_text(json.dumps({"current_host": "algo-1", "current_instance_type": instance_type}))
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    root, code = container(tiny("small_cnn", "binary"), small_dataset)
+    assert (code == 0) == trains
+    if not trains:
+        failure = (root / "output" / "failure").read_text()
+        assert "TensorFlow sees none" in failure and (instance_type or "SM_NUM_GPUS=4") in failure
+        assert not (root / "model" / "model.keras").exists()

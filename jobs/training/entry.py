@@ -116,6 +116,7 @@ def run(argv: list[str], env: sagemaker_env.SageMakerEnv) -> keras.Model:
         model_dir=model_dir,
         checkpoint_dir=_checkpoint_dir(paths, env),
         weights_dir=env.channel(sagemaker_env.WEIGHTS_CHANNEL),
+        gpus_expected=env.gpus_expected(),
     )
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from jobs.training.errors import TrainingError
+
 
 @dataclass(frozen=True)
 class HardwarePlan:
@@ -28,8 +30,25 @@ def plan_hardware(gpu_names: list[str]) -> HardwarePlan:
     return HardwarePlan(devices=devices, mixed_precision=bool(devices))
 
 
-def detect_hardware() -> HardwarePlan:
-    return plan_hardware([gpu.name for gpu in tf.config.list_physical_devices("GPU")])
+def detect_hardware(gpus_expected: str | None = None) -> HardwarePlan:
+    """The visible devices; ``gpus_expected`` (why the host has GPUs) turns "no GPU visible" into a
+    TrainingError: TensorFlow falls back to the CPU silently when its CUDA cannot use the host's driver, and
+    a GPU instance would then bill hours of CPU training."""
+    plan = plan_hardware([gpu.name for gpu in tf.config.list_physical_devices("GPU")])
+    if gpus_expected and not plan.devices:
+        raise TrainingError(no_gpu_message(gpus_expected, tf.sysconfig.get_build_info()))
+    return plan
+
+
+def no_gpu_message(gpus_expected: str, build: dict) -> str:
+    """Names the host, TensorFlow's CUDA build and what to check (the driver, the compat libraries)."""
+    cuda = build.get("cuda_version") or "none: a CPU-only TensorFlow build"
+    return (
+        f"this host has GPUs ({gpus_expected}) but TensorFlow sees none (its CUDA: {cuda}); refusing to train "
+        "on the CPU. The host's NVIDIA driver is probably older than this CUDA needs and the image's CUDA "
+        "forward-compatibility libraries were not used: see containers/README.md (GPU driver); "
+        "`nvidia-smi` in the job's log shows the driver"
+    )
 
 
 def make_strategy(plan: HardwarePlan) -> tf.distribute.Strategy:

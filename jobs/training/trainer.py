@@ -84,14 +84,18 @@ def train(
     model_dir: Path,
     checkpoint_dir: Path | None,
     weights_dir: Path | None = None,
+    gpus_expected: str | None = None,
 ) -> keras.Model:
-    """Trains through the schedule (resuming a matching checkpoint), writes the outputs, returns the model."""
+    """Trains through the schedule (resuming a matching checkpoint), writes the outputs, returns the model.
+
+    ``gpus_expected`` says why the host has GPUs (``SageMakerEnv.gpus_expected``): none visible then fails.
+    """
     stages, config = hp.stages, hp.config
     identity = run_identity(hp, ds)
     checkpoint = find_checkpoint(checkpoint_dir, identity, stages)
     weights = effective_weights(hp.model, config.weights)
 
-    plan = detect_hardware()
+    plan = detect_hardware(gpus_expected)
     keras.utils.set_random_seed(config.seed)
     if plan.deterministic:
         tf.config.experimental.enable_op_determinism()
