@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_ROOT = ROOT.parent / "shared" / "data" / "cxr-sample"
+from jobs.paths import DEFAULT_DATA_ROOT, find_experiment
 
 
 def _etl(argv: list[str]) -> int:
@@ -94,118 +92,16 @@ def _run(argv: list[str]) -> int:
     return 0
 
 
-def _cloud(argv: list[str], command: str) -> int:
-    from jobs import cloud
-    from jobs.costs import CostError
-    from jobs.experiment import ExperimentError, load_experiment
+def _cloud_subcommands() -> dict:
+    from jobs.cloud_cli import SUBCOMMANDS  # boto3 and the cost tables load only for a cloud command
 
-    parser = argparse.ArgumentParser(prog=f"cxr {command}", description=COMMANDS[command][0])
-    parser.add_argument(
-        "--stack", default=cloud.DEFAULT_STACK, help="deployed stack name (default CxrPipeline)"
-    )
-    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
-    if command == "upload-data":
-        parser.add_argument(
-            "--data-root",
-            type=Path,
-            default=DEFAULT_DATA_ROOT,
-            help="folder with the sources (cohen/, nih/, ...), default: the bundled sample",
-        )
-        parser.add_argument("--prefix", default="", help="key prefix in the raw bucket (default: none)")
-    elif command in ("start", "preflight"):
-        parser.add_argument("experiment", help="experiment file, or the name of one in experiments/")
-        if command == "start":
-            parser.add_argument(
-                "--skip-preflight", action="store_true", help="start without `cxr preflight`'s checks"
-            )
-            parser.add_argument(
-                "--dry-run",
-                action="store_true",
-                help="print the cost estimate and the input it would send; call no AWS",
-            )
-            parser.add_argument(
-                "-c",
-                "--context",
-                action="append",
-                default=[],
-                metavar="KEY=VALUE",
-                help="CDK context the stack was deployed with, as `cdk deploy -c` (default: cdk.json)",
-            )
-    elif command == "stage-weights":
-        parser.add_argument(
-            "models",
-            nargs="*",
-            metavar="MODEL",
-            help="e.g. resnet50 densenet121 vgg19 inceptionv3 (none: only the index the channel needs)",
-        )
-    elif command == "status":
-        parser.add_argument("execution_arn", nargs="?", help="execution ARN (default: the latest)")
-    else:
-        parser.add_argument("execution_arn", help="execution ARN (from `cxr start`)")
-        parser.add_argument("--output", type=Path, default=Path("runs/results"), help="download folder")
-    args = parser.parse_args(argv)
-    try:
-        needs_experiment = command in ("start", "preflight")
-        exp = load_experiment(find_experiment(args.experiment)) if needs_experiment else None
-        if command == "start" and args.dry_run:
-            return _dry_run(exp, args.context)
-        outputs = cloud.stack_outputs(args.stack, args.region)
-        if command == "upload-data":
-            cloud.upload_data(args.data_root, outputs, args.prefix)
-        elif command == "stage-weights":
-            from jobs.stage_weights import stage_weights
-
-            stage_weights(args.models, outputs)
-        elif command == "preflight" or (command == "start" and not args.skip_preflight):
-            from jobs import preflight
-
-            described, _ = cloud.described_outputs(args.stack, args.region)
-            checks = cloud._call(lambda: preflight.preflight(exp, outputs, described), "preflight")
-            print(preflight.cost_line(exp, described))
-            if not preflight.report(checks):
-                print(f"cxr {command}: fix the MISSING items above, then rerun", file=sys.stderr)
-                return 1
-        if command == "start":
-            for name, value in cloud.start(exp, outputs).items():
-                print(f"{name}: {value}")
-        elif command == "status":
-            state = cloud.status(args.execution_arn, outputs)
-            print(f"{state['executionArn']}: {state['status']}")
-            for step, where in state["steps"].items():
-                print(f"  {where:8} {step}")
-            print("  training jobs (SageMaker console): " + ", ".join(state["trainingJobs"]))
-            if state["error"]:
-                print(f"  error: {state['error']}: {state['cause']}")
-        elif command == "results":
-            written = cloud.results(args.execution_arn, outputs, args.output)
-            print(f"{len(written)} file(s) in {args.output}; open {args.output / 'report.html'}")
-    except (cloud.CloudError, ExperimentError, CostError) as exc:
-        print(f"cxr {command}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return SUBCOMMANDS
 
 
-def _dry_run(exp, context: list[str]) -> int:
-    """`cxr start --dry-run`: the estimate for the deployed context and the input, with placeholder buckets."""
-    from jobs import cloud
-    from jobs.costs import CostError, cdk_context, estimate_cost, format_estimate
+def _cloud(command: str, argv: list[str]) -> int:
+    from jobs import cloud_cli
 
-    bad = [item for item in context if "=" not in item]
-    if bad:
-        raise CostError(f"--context {bad[0]!r}: write KEY=VALUE, e.g. -c useSpot=true")
-    estimate = estimate_cost(exp, cdk_context(dict(item.split("=", 1) for item in context)))
-    for line in format_estimate(estimate):
-        print(line)
-    print("input (buckets are placeholders for the stack's outputs):")
-    print(json.dumps(cloud.execution_input(exp, cloud.PLACEHOLDER_OUTPUTS), indent=2))
-    return 0
-
-
-def find_experiment(name: str) -> Path:
-    path = Path(name)
-    if path.suffix != ".json" and not path.exists():
-        path = ROOT / "experiments" / f"{name}.json"
-    return path
+    return cloud_cli.main(command, argv)
 
 
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
@@ -236,30 +132,8 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     ),
     "run": ("run an experiment end to end on this machine (--local)", _run),
     **{
-        name: (help_text, lambda argv, name=name: _cloud(argv, name))
-        for name, help_text in (
-            (
-                "upload-data",
-                "upload raw sources to the deployed stack's raw-data bucket (only new or changed files)",
-            ),
-            (
-                "stage-weights",
-                "download Keras's ImageNet weights, check their hashes, stage them for the training jobs",
-            ),
-            (
-                "preflight",
-                "check in seconds what a run needs in the account: image, weights, data, quotas",
-            ),
-            (
-                "start",
-                "run `cxr preflight`, then start one state-machine execution for an experiment",
-            ),
-            ("status", "state of each step of an execution (default: the latest) and its training jobs"),
-            (
-                "results",
-                "download the report (and the data audit, with external sets) of a finished execution",
-            ),
-        )
+        name: (description, lambda argv, name=name: _cloud(name, argv))
+        for name, (description, _, _) in _cloud_subcommands().items()
     },
 }
 

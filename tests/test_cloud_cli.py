@@ -92,7 +92,8 @@ def test_status_lists_steps_and_training_jobs(deployed):
     state = cloud.status(None, deployed)
     assert state["executionArn"] == arn
     assert state["status"] in ("RUNNING", "SUCCEEDED", "FAILED")
-    assert len(state["trainingJobs"]) == 2 and all(j.startswith("cxr-demo-") for j in state["trainingJobs"])
+    assert len(state["trainingJobs"]) == len(exp.runs()) == 6  # 2 models x 3 seeds
+    assert all(j.startswith("cxr-demo-") for j in state["trainingJobs"])
 
 
 def _succeeded_execution(deployed, monkeypatch, run_id: str, *, audit: bool) -> tuple[str, dict]:
