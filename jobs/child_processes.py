@@ -53,22 +53,22 @@ def _handle(signals: tuple[int, ...], handler) -> dict:
     return previous
 
 
-def _pump(source: IO[str], console: TextIO, log: TextIO, lock: threading.Lock) -> None:
-    """Every line to the log; to the console too unless it is C++ chatter."""
+def _pump(source: IO[str], console: TextIO, log: TextIO, lock: threading.Lock, label: str) -> None:
+    """Every line to the log; to the console too, after ``label``, unless it is C++ chatter."""
     for line in source:
         with lock:
             log.write(line)
             log.flush()
         if not CHATTER.match(line):
-            console.write(line)
+            console.write(label + line)
             console.flush()
 
 
-def call(command: list[str], log: Path | None = None) -> int:
+def call(command: list[str], log: Path | None = None, label: str = "") -> int:
     """Like ``subprocess.call``, but the child and its own children never outlive this process.
 
     With ``log``, everything the step prints is kept in that file, and the console shows all of it but
-    TensorFlow's C++ log lines."""
+    TensorFlow's C++ log lines, each after ``label`` (which step said it, when several run at once)."""
     guarded = [sys.executable, "-m", "jobs.child_processes", *command]
     piped = {}
     if log is not None:
@@ -81,7 +81,7 @@ def call(command: list[str], log: Path | None = None) -> int:
     if log is not None:
         handle, lock = log.open("w"), threading.Lock()
         pumps = [
-            threading.Thread(target=_pump, args=(stream, console, handle, lock), daemon=True)
+            threading.Thread(target=_pump, args=(stream, console, handle, lock, label), daemon=True)
             for stream, console in ((guard.stdout, sys.stdout), (guard.stderr, sys.stderr))
         ]
         for pump in pumps:

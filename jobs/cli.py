@@ -56,7 +56,17 @@ def _run(argv: list[str]) -> int:
         "--runs-dir", type=Path, default=Path("runs"), help="where outputs go (default runs/)"
     )
     parser.add_argument("--force", action="store_true", help="rerun steps even when their outputs exist")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="steps run side by side when one does not need the other's outputs (default 2: on a 2-core "
+        "CPU one step's graph tracing and Python use the core the other's arithmetic leaves; 1: one at "
+        "a time)",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     try:
         exp = load_experiment(find_experiment(args.experiment))
     except ExperimentError as exc:
@@ -82,7 +92,7 @@ def _run(argv: list[str]) -> int:
             else:
                 steps = runner.plan(exp, layout, args.data_root)
             print(f"experiment {exp.name}: {len(steps)} steps, outputs in {layout.experiment(exp)}")
-            if not runner.run_steps(steps, force=args.force):
+            if not runner.run_steps(steps, force=args.force, workers=args.jobs):
                 return 1
     except (run_lock.RunLockError, experiment_record.ExperimentClash) as exc:
         print(f"cxr run: error: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Step:
     done_marker: Path | None
     key: str
     log: Path | None = None  # everything the step printed (the console leaves out TensorFlow's C++ lines)
+    after: tuple[str, ...] = ()  # the steps that write what this one reads
 
     @property
     def _key_file(self) -> Path | None:
@@ -110,6 +112,7 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
         return layout.place(exp, data_root, ref)
 
     keys = local_keys(steps, place)
+    writers = {ref: step.name for step in steps for ref in step.outputs}
     cli = [sys.executable, "-m", "jobs.cli"]
     return [
         Step(
@@ -118,6 +121,7 @@ def plan(exp: Experiment, layout: LocalLayout, data_root: Path) -> list[Step]:
             Path(place(step.output.at(step.marker))),
             keys[step.name],
             layout.experiment(exp) / "logs" / f"{step.name.replace(' ', '-')}.log",
+            tuple(dict.fromkeys(writers[ref] for ref in step.inputs)),
         )
         for step in steps
     ]
@@ -146,30 +150,69 @@ def local_keys(steps: list[PlannedStep], place: Place) -> dict[str, str]:
     return keys
 
 
-def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = print) -> bool:
-    """Runs what is not done yet; a failed step stops the run (later steps need its outputs)."""
+def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = print, workers: int = 1) -> bool:
+    """Runs what is not done yet, up to ``workers`` steps at a time, each once the steps it reads from
+    have finished; a failed step starts nothing new (later steps need its outputs) and fails the run.
+
+    Side by side, one step's single-threaded parts (graph tracing, Python, a JVM starting) use the core
+    the other's arithmetic leaves; each step stays deterministic, so the outputs are the same.
+    """
     started = time.time()
-    for number, step in enumerate(steps, 1):
-        prefix = f"[{number}/{len(steps)}] {step.name}"
-        if step.is_done() and not force:
-            echo(f"{prefix}: done before, skipped ({step.done_marker.parent})")
-            continue
-        echo(f"{prefix}: running")
-        step_started = time.time()
-        step.forget()
-        code = child_processes.call(step.command, step.log)
-        if code != 0:
-            echo(
-                f"{prefix}: FAILED with exit code {code} after {time.time() - step_started:.0f} s; "
-                + (f"its whole output is in {step.log}; " if step.log else "")
-                + "rerun after fixing, finished steps will be skipped"
-            )
+    numbers = {step.name: n for n, step in enumerate(steps, 1)}
+    finished: set[str] = set()
+    pending = list(steps)
+    running: dict[str, threading.Thread] = {}
+    codes: dict[str, int] = {}
+    step_started: dict[str, float] = {}
+    failed = False
+
+    def prefix(step: Step) -> str:
+        return f"[{numbers[step.name]}/{len(steps)}] {step.name}"
+
+    def run(step: Step) -> None:
+        label = f"[{step.name}] " if workers > 1 else ""
+        codes[step.name] = child_processes.call(step.command, step.log, label)
+
+    while pending or running:
+        for name in [n for n, thread in running.items() if not thread.is_alive()]:
+            step = next(s for s in steps if s.name == name)
+            running.pop(name)
+            elapsed = time.time() - step_started[name]
+            if codes[name] != 0:
+                failed = True
+                echo(
+                    f"{prefix(step)}: FAILED with exit code {codes[name]} after {elapsed:.0f} s; "
+                    + (f"its whole output is in {step.log}; " if step.log else "")
+                    + "rerun after fixing, finished steps will be skipped"
+                )
+                continue
+            step.mark_done()
+            finished.add(name)
+            echo(f"{prefix(step)}: finished in {elapsed:.0f} s (total {time.time() - started:.0f} s)")
+        ready = [] if failed else [s for s in pending if all(a in finished for a in s.after)]
+        for step in ready:
+            if step.is_done() and not force:
+                pending.remove(step)
+                finished.add(step.name)
+                echo(f"{prefix(step)}: done before, skipped ({step.done_marker.parent})")
+        for step in [s for s in ready if s in pending][: max(0, workers - len(running))]:
+            pending.remove(step)
+            echo(f"{prefix(step)}: running")
+            step.forget()
+            step_started[step.name] = time.time()
+            running[step.name] = threading.Thread(target=run, args=(step,), daemon=True)
+            if workers == 1:  # in this thread: signals reach the step's guard as they always did
+                running[step.name].run()
+            else:
+                running[step.name].start()
+        if failed and not running:
             return False
-        step.mark_done()
-        echo(
-            f"{prefix}: finished in {time.time() - step_started:.0f} s (total {time.time() - started:.0f} s)"
-        )
-    return True
+        alive = [thread for thread in running.values() if thread.is_alive()]
+        if alive:
+            alive[0].join(timeout=0.2)
+        elif pending and not ready:
+            raise ValueError(f"steps wait for steps that are not in the run: {[s.name for s in pending]}")
+    return not failed
 
 
 def _spread(figure: dict) -> str:

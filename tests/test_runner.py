@@ -249,3 +249,29 @@ def test_a_step_log_keeps_everything_and_the_console_leaves_out_tensorflows_cpp_
     assert "NodeDef" not in console.out + console.err
     kept = log.read_text()
     assert "epoch 1/2" in kept and "NodeDef mentions attribute" in kept and "real error" in kept
+
+
+def _rendezvous_step(tmp_path: Path, name: str, other: str, after: tuple[str, ...] = ()) -> runner.Step:
+    """Writes its flag, then waits (up to 60 s) for ``other``'s: it can only finish alongside that step."""
+    script = (
+        "import pathlib, sys, time; d = pathlib.Path(sys.argv[1]); (d / sys.argv[2]).write_text('x');"
+        "end = time.time() + 60\n"
+        "while not (d / sys.argv[3]).exists():\n"
+        "    time.sleep(0.05)\n"
+        "    if time.time() > end: sys.exit(4)\n"
+        "(d / (sys.argv[2] + '.done')).write_text('x')"
+    )
+    command = [sys.executable, "-c", script, str(tmp_path), name, other]
+    return runner.Step(name, command, tmp_path / f"{name}.done", "k", after=after)
+
+
+def test_independent_steps_run_side_by_side_and_a_step_waits_for_what_it_reads(tmp_path):
+    both = [_rendezvous_step(tmp_path, "a", "b"), _rendezvous_step(tmp_path, "b", "a")]
+    lines: list[str] = []
+    assert runner.run_steps(both, force=False, echo=lines.append, workers=2), lines
+    # c reads a's output: it starts after a finished, so a's flag is there and c returns at once
+    later = _rendezvous_step(tmp_path, "c", "a.done", after=("a",))
+    lines.clear()
+    assert runner.run_steps([*both, later], force=True, echo=lines.append, workers=2), lines
+    assert lines.index("[1/3] a: running") < lines.index("[3/3] c: running")
+    assert any(line.startswith("[1/3] a: finished") for line in lines[: lines.index("[3/3] c: running")])
