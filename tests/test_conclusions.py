@@ -86,8 +86,8 @@ def test_seeds_that_disagree_are_said_to_disagree_and_no_claim_is_drawn():
     sentences = across_seeds("m", per_seed, [1, 2, 3])
     outside = next(s for s in sentences if "outside the lungs" in s)
     chance = next(s for s in sentences if "falls to chance" in s)
-    assert "the seeds disagree: 1 of 3 (seed 1)" in outside
-    assert "the seeds disagree: 2 of 3 (seed 2, 3)" in chance  # 2/3 is under the 80% agreement
+    assert "the seeds disagree. With seed 1 (1 of 3) it still separates" in outside
+    assert "the seeds disagree. With seeds 2 and 3 (2 of 3) it falls to chance" in chance  # 2/3 < 80%
     assert all("no conclusion" in s for s in (outside, chance))
 
 

@@ -208,7 +208,7 @@ def test_an_unwritable_runs_folder_is_reported_before_any_step(tmp_path, capsys)
 def test_another_experiment_with_the_same_name_is_refused_unless_forced(tmp_path, monkeypatch, capsys):
     """Case 4: an experiment's folder records its digest; another file with that name may not mix in."""
     ran: list[int] = []
-    monkeypatch.setattr(runner, "run_steps", lambda steps, force: ran.append(len(steps)) or True)
+    monkeypatch.setattr(runner, "run_steps", lambda steps, force, workers: ran.append(len(steps)) or True)
     first = tmp_path / "demo.json"
     shutil.copy(DEMO, first)
     other = json.loads(DEMO.read_text())

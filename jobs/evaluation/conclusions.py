@@ -204,10 +204,10 @@ def across_seeds(model: str, per_seed: Sequence[Sequence[dict]], seeds: Sequence
                 note = f"{len(holding)} of {total} seeds; figures of seed {seed}"
             sentences.append(f"{model} {finding.text} ({note}).")
         else:
-            which = ", ".join(str(seed) for seed, _ in holding)
+            which = " and ".join(str(seed) for seed, _ in holding)
             sentences.append(
-                f"{model}: the seeds disagree: {len(holding)} of {total} (seed {which}) {finding.text}; "
-                "no conclusion is drawn from it."
+                f"{model}: the seeds disagree. With seed{'s' if len(holding) > 1 else ''} {which} "
+                f"({len(holding)} of {total}) it {finding.text}; no conclusion is drawn from that."
             )
     return sentences
 
