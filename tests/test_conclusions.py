@@ -101,3 +101,12 @@ def test_the_model_card_lists_what_the_verdict_found():
     notes = limitations([INTERNAL, HIDDEN_RANKS])
     assert len(notes) == 1 and "outside the lungs" in notes[0]
     assert limitations([INTERNAL, HIDDEN_CHANCE]) == []
+
+
+def test_a_sentence_across_seeds_quotes_the_median_seed_the_table_shows():
+    def hidden(auc):
+        return _row("lungs hidden", [0.40, 0.55], auc, [auc - 0.08, min(auc + 0.07, 1.0)])
+
+    per_seed = [[INTERNAL, hidden(0.80)], [INTERNAL, hidden(0.95)], [INTERNAL, hidden(0.88)]]
+    (_, outside) = across_seeds("m", per_seed, [1, 2, 3])
+    assert "ROC AUC 0.88 [0.80, 0.95]" in outside and "figures of seed 3, the median" in outside

@@ -177,6 +177,19 @@ def limitations(rows: Sequence[dict]) -> list[str]:
     return notes
 
 
+def key_figure(claim: str, rows: Sequence[dict]) -> float | None:
+    """The figure a claim turns on, in one seed's rows: macro F1 for the internal split, sensitivity for a
+    one-class set, ROC AUC otherwise (the lungs-hidden row for the ``lungs:`` claims)."""
+    where, _, what = claim.partition(":")
+    by_kind = {row["kind"]: row for row in rows}
+    by_set = {row["set"]: row for row in rows}
+    if where == "internal":
+        return by_kind["internal"].get("macro_f1")
+    if where == "lungs":
+        return by_kind["lungs hidden"].get("roc_auc")
+    return by_set[where].get("sensitivity" if what == "one-class" else "roc_auc")
+
+
 def across_seeds(model: str, per_seed: Sequence[Sequence[dict]], seeds: Sequence[int]) -> list[str]:
     """The report's sentences for one model: each claim that enough seeds support, said once with the
     spread of its figures; a claim some but too few seeds support is said to divide them."""
@@ -188,23 +201,24 @@ def across_seeds(model: str, per_seed: Sequence[Sequence[dict]], seeds: Sequence
     total = len(readings)
     for claim in order:
         holding = [
-            (seed, f)
-            for seed, findings in zip(seeds, readings, strict=True)
+            (key_figure(claim, rows), seed, f)
+            for seed, rows, findings in zip(seeds, per_seed, readings, strict=True)
             for f in findings
             if f.claim == claim
         ]
+        holding.sort(key=lambda item: (item[0] is None, item[0] or 0.0))
         share = len(holding) / total
-        seed, finding = holding[len(holding) // 2]
+        _, seed, finding = holding[(len(holding) - 1) // 2]  # the median seed (lower middle of an even count)
         if share >= AGREEMENT:
             if total == 1:
                 note = f"one seed only ({seed}): no spread to judge it by"
             elif len(holding) == total:
-                note = f"every seed; figures of seed {seed}"
+                note = f"every seed; figures of seed {seed}, the median"
             else:
-                note = f"{len(holding)} of {total} seeds; figures of seed {seed}"
+                note = f"{len(holding)} of {total} seeds; figures of seed {seed}, the median of those"
             sentences.append(f"{model} {finding.text} ({note}).")
         else:
-            which = " and ".join(str(seed) for seed, _ in holding)
+            which = " and ".join(str(seed) for seed in sorted(seed for _, seed, _ in holding))
             sentences.append(
                 f"{model}: the seeds disagree. With seed{'s' if len(holding) > 1 else ''} {which} "
                 f"({len(holding)} of {total}) it {finding.text}; no conclusion is drawn from that."
