@@ -256,7 +256,7 @@ def test_seeds_are_a_count_from_the_first_seed_or_a_list_and_each_names_its_own_
     exp = parse_experiment(raw)
     assert exp.training.seed_list() == (7, 8, 9)
     assert [(r.model, r.seed) for r in exp.runs()] == [
-        (m, s) for m in ("small_cnn", "densenet121") for s in (7, 8, 9)
+        (m, s) for m in ("densenet121", "small_cnn") for s in (7, 8, 9)
     ]
     assert len({exp.model_key("small_cnn", s) for s in (7, 8, 9)}) == 3
     assert training_hyperparameters(exp, "small_cnn", 8)["seed"] == "8"
