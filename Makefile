@@ -1,5 +1,6 @@
 # Two commands for a new user (see README): `make demo` and `make test`.
-# Both set up .venv/ and node_modules/ first; re-running is fast when nothing changed.
+# `make demo` sets up .venv/ first, `make test` also node_modules/ and .venv-checkov/; re-running is fast
+# when nothing changed.
 SHELL := /bin/bash
 PY := .venv/bin/python
 SAMPLE ?= ../shared/data/cxr-sample
@@ -26,7 +27,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: setup
+demo: .venv/.installed
 	.venv/bin/cxr run $(EXPERIMENT) --local --data-root $(SAMPLE) $(EXTRA)
 
 # The image on a CPU base made here (no registry needed), in a Docker engine containers/engine.sh starts
