@@ -96,7 +96,11 @@ class ModelRegistry(Construct):
         outcome = sfn.Pass(
             scope,
             "RegistrationOutcome",
-            parameters={"model.$": "$.item.model", "seed.$": "$.item.seed", "modelPackage.$": "$.modelPackage"},
+            parameters={
+                "model.$": "$.item.model",
+                "seed.$": "$.item.seed",
+                "modelPackage.$": "$.modelPackage",
+            },
         )
         register.add_catch(outcome, errors=["States.ALL"], result_path="$.modelPackage")
         per_model = sfn.Map(
