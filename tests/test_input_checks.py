@@ -200,7 +200,7 @@ def test_the_report_collects_only_the_planned_models_and_says_which(
     assert [m["model"] for m in report["models"]] == ["small_cnn"]
     assert [x["model"] for x in report["left_out"]] == ["constant"]
     said = capsys.readouterr().out
-    assert "(small_cnn)" in said and "left out constant" in said
+    assert "1 run(s) (small_cnn seed " in said and "left out constant" in said
     assert "left out constant" in (out / "report.html").read_text()
     assert cxr([*args, "--models=small_cnn,resnet50"]) == 2
     assert "no evaluation of resnet50" in capsys.readouterr().err
