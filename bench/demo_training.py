@@ -54,9 +54,9 @@ def measure(data: str, model_name: str, variant: str, epochs: int, batch: int) -
     import keras
     import tensorflow as tf
 
-    from jobs.dataset import open_dataset
-    from jobs.experiment import Stage
-    from jobs.tasks import task_classes
+    from jobs.contracts.tasks import task_classes
+    from jobs.data.reader import open_dataset
+    from jobs.experiment.schema import Stage
     from jobs.training.batchnorm import recalibrate
     from jobs.training.inputs import evaluation_dataset, training_dataset
     from jobs.training.models import ModelSpec, build_model, set_trainable

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jobs.dataset import open_dataset, to_float
+from jobs.data.reader import open_dataset, to_float
 from jobs.etl import decoding, imaging, spark_job
 from jobs.etl.batching import balanced_batches
 

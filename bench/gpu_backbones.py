@@ -64,9 +64,9 @@ def measure(name: str, data: Path, per_replica: int, mixed: bool, source: str) -
     import keras
     import tensorflow as tf
 
-    from jobs.dataset import open_dataset
-    from jobs.experiment import Stage
-    from jobs.tasks import task_classes
+    from jobs.contracts.tasks import task_classes
+    from jobs.data.reader import open_dataset
+    from jobs.experiment.schema import Stage
     from jobs.training.hardware import HardwarePlan, detect_hardware, global_batch_size, make_strategy
     from jobs.training.inputs import training_dataset
     from jobs.training.models import ModelSpec, build_model

@@ -37,9 +37,9 @@ def train(data: str, model_name: str, epochs: int, out: str) -> None:
     import tensorflow as tf
     from sklearn.metrics import roc_auc_score
 
-    from jobs.dataset import open_dataset, to_float
-    from jobs.experiment import Stage
-    from jobs.tasks import task_classes, task_targets
+    from jobs.contracts.tasks import task_classes, task_targets
+    from jobs.data.reader import open_dataset, to_float
+    from jobs.experiment.schema import Stage
     from jobs.training.inputs import training_dataset
     from jobs.training.models import ModelSpec, build_model
     from jobs.training.randomness import EpochSeeds

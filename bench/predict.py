@@ -34,7 +34,7 @@ def save_random_model(name: str, image_shape: tuple[int, int, int], target: Path
     """A training-contract folder for ``name`` with random initial weights (no training: speed only)."""
     import keras
 
-    from jobs.tasks import task_classes
+    from jobs.contracts.tasks import task_classes
     from jobs.training.models import ModelSpec, build_model
 
     keras.utils.set_random_seed(1)
@@ -49,7 +49,7 @@ def save_random_model(name: str, image_shape: tuple[int, int, int], target: Path
 
 
 def test_files(data: str) -> list[str]:
-    from jobs.dataset import open_dataset
+    from jobs.data.reader import open_dataset
 
     return [str(p) for p in open_dataset(data).load("test", columns=("original_path",))["original_path"]]
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data:
         parser.error("--data is required")
 
-    from jobs.dataset import open_dataset
+    from jobs.data.reader import open_dataset
 
     shape = open_dataset(args.data).image_shape
     files = test_files(args.data)

@@ -42,9 +42,9 @@ ALONE_EPOCHS = 3
 def _setup(data: str, model_name: str, rotation: float):
     import keras
 
-    from jobs.dataset import open_dataset
-    from jobs.experiment import Stage
-    from jobs.tasks import task_classes
+    from jobs.contracts.tasks import task_classes
+    from jobs.data.reader import open_dataset
+    from jobs.experiment.schema import Stage
     from jobs.training.models import ModelSpec, build_model
     from jobs.training.schedules import configure_stage
 
@@ -64,8 +64,8 @@ def _pipeline(ds, batch: int, cache_bytes: int, steps: int = 0):
 
 
 def _in_memory(ds, images: int):
-    from jobs.dataset import to_float
-    from jobs.tasks import task_targets
+    from jobs.contracts.tasks import task_targets
+    from jobs.data.reader import to_float
 
     train = ds.load("train", columns=("image", "label_index"))
     return to_float(train["image"][:images]), task_targets(TASK, train["label_index"][:images])
@@ -141,7 +141,7 @@ def measure_alone(data: str, batch: int, cores: int, rotation: float) -> dict[st
     """(wall, CPU) images/s of the pipeline without a model (the caller pins this process to ``cores``)."""
     import tensorflow as tf
 
-    from jobs.dataset import open_dataset
+    from jobs.data.reader import open_dataset
     from jobs.training.models import rotation_layer
 
     _limit_threads(cores)
@@ -163,7 +163,7 @@ def measure_profile(data: str, batch: int, rotation: float) -> dict[str, float]:
     """CPU microseconds per image of the pipeline's stages, each added to the ones before (one core)."""
     import tensorflow as tf
 
-    from jobs.dataset import open_dataset
+    from jobs.data.reader import open_dataset
     from jobs.training.inputs import record_batches
     from jobs.training.models import rotation_layer
 
@@ -203,7 +203,7 @@ def repeated_copy(data: str, target: Path, times: int) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from jobs.dataset import open_dataset
+    from jobs.data.reader import open_dataset
 
     ds = open_dataset(data)
     manifest = json.loads(json.dumps(ds.manifest))

@@ -11,10 +11,10 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks
 from constructs import IConstruct
 
-from infra.model_card import CONTENT_OBJECTS
+from infra.pipeline.model_card import CONTENT_OBJECTS
+from infra.resources.storage import EMR_LOG_PREFIX, TEMPORARY_PREFIX
 from infra.stack import CxrPipelineStack
-from infra.storage import EMR_LOG_PREFIX, TEMPORARY_PREFIX
-from jobs.stack_outputs import WEIGHTS_PREFIX
+from jobs.contracts.stack_outputs import WEIGHTS_PREFIX
 
 _PARTITION_REGION_ACCOUNT = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
 

@@ -7,15 +7,15 @@ import json
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from infra.cluster_cleanup import ClusterCleanup
-from infra.etl_cluster import PROJECT_TAG, EtlCluster
-from infra.network import Network
-from infra.pipeline import Pipeline
-from infra.prediction import BatchPrediction
+from infra.pipeline.etl_cluster import PROJECT_TAG, EtlCluster
+from infra.pipeline.state_machine import Pipeline
+from infra.pipeline.training import SageMakerJobs
+from infra.resources.cluster_cleanup import ClusterCleanup
+from infra.resources.network import Network
+from infra.resources.prediction import BatchPrediction
+from infra.resources.storage import Storage
 from infra.settings import PipelineSettings
-from infra.storage import Storage
-from infra.training import SageMakerJobs
-from jobs import stack_outputs as names
+from jobs.contracts import stack_outputs as names
 
 # What `cxr preflight` needs to know of the deployed context (the instances one run starts at once).
 PREFLIGHT_SETTINGS = (

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from jobs.paths import DEFAULT_DATA_ROOT, find_experiment
+from jobs.experiment.paths import DEFAULT_DATA_ROOT, find_experiment
 
 
 def _etl(argv: list[str]) -> int:
@@ -27,8 +27,9 @@ def _entry_point(module: str) -> Callable[[list[str]], int]:
 
 
 def _run(argv: list[str]) -> int:
-    from jobs import experiment_record, run_lock, runner
-    from jobs.experiment import ExperimentError, load_experiment
+    from jobs.experiment import record
+    from jobs.experiment.schema import ExperimentError, load_experiment
+    from jobs.plan import run_lock, runner
 
     parser = argparse.ArgumentParser(
         prog="cxr run",
@@ -73,7 +74,7 @@ def _run(argv: list[str]) -> int:
         print(f"cxr run: error: {exc}", file=sys.stderr)
         return 2
     if args.container:
-        from jobs import containers
+        from jobs.plan import containers
 
         problem = containers.docker_problem()
         if problem:
@@ -82,9 +83,7 @@ def _run(argv: list[str]) -> int:
     layout = runner.LocalLayout(args.runs_dir.resolve())
     try:
         with run_lock.hold(layout.root, f"experiment {exp.name}"):
-            note = experiment_record.claim(
-                layout.experiment(exp), exp, find_experiment(args.experiment), args.force
-            )
+            note = record.claim(layout.experiment(exp), exp, find_experiment(args.experiment), args.force)
             if note:
                 print(note)
             if args.container:
@@ -94,7 +93,7 @@ def _run(argv: list[str]) -> int:
             print(f"experiment {exp.name}: {len(steps)} steps, outputs in {layout.experiment(exp)}")
             if not runner.run_steps(steps, force=args.force, workers=args.jobs):
                 return 1
-    except (run_lock.RunLockError, experiment_record.ExperimentClash) as exc:
+    except (run_lock.RunLockError, record.ExperimentClash) as exc:
         print(f"cxr run: error: {exc}", file=sys.stderr)
         return 2
     for line in runner.headline(layout.report(exp)):
@@ -103,15 +102,15 @@ def _run(argv: list[str]) -> int:
 
 
 def _cloud_subcommands() -> dict:
-    from jobs.cloud_cli import SUBCOMMANDS  # boto3 and the cost tables load only for a cloud command
+    from jobs.cloud.commands import SUBCOMMANDS  # boto3 and the cost tables load only for a cloud command
 
     return SUBCOMMANDS
 
 
 def _cloud(command: str, argv: list[str]) -> int:
-    from jobs import cloud_cli
+    from jobs.cloud import commands
 
-    return cloud_cli.main(command, argv)
+    return commands.main(command, argv)
 
 
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
@@ -134,7 +133,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     ),
     "audit-data": (
         "patient and near-duplicate overlap between splits and against other datasets (exit 1 on a leak)",
-        _entry_point("jobs.audit_data"),
+        _entry_point("jobs.data.audit"),
     ),
     "predict": (
         "score new X-rays (PNG, JPEG, DICOM) with a trained model; research use only",

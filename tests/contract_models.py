@@ -13,8 +13,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from jobs.dataset import open_dataset, to_float
-from jobs.tasks import task_classes, task_targets
+from jobs.contracts.tasks import task_classes, task_targets
+from jobs.data.reader import open_dataset, to_float
 
 
 def tiny_backbone(image_shape: tuple[int, int, int]) -> keras.Model:

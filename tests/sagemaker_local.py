@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from moto.stepfunctions.parser.asl.utils.json_path import extract_json
 
-from jobs import sagemaker_env
-from jobs.pipeline_input import _lookup
+from jobs.contracts import sagemaker_env
+from jobs.plan.pipeline_input import _lookup
 from tests.cdk_support import ROOT, all_states, definition
 
 ENGINE = ROOT / "containers" / "engine.sh"

@@ -17,8 +17,8 @@ import pytest
 from moto import mock_aws
 
 from jobs.evaluation.sagemaker_card import CONTENT_MAX_CHARS
-from jobs.experiment import Experiment, load_experiment, parse_experiment
-from jobs.pipeline_input import MAX_EXTERNAL_SETS, state_machine_input
+from jobs.experiment.schema import Experiment, load_experiment, parse_experiment
+from jobs.plan.pipeline_input import MAX_EXTERNAL_SETS, state_machine_input
 from tests.aws_models import deployed_definition_text, request_problems
 from tests.cdk_support import ROOT, SWITCHES_ON, all_states, synthesize
 from tests.sfn_support import (

@@ -9,16 +9,17 @@ from pathlib import Path
 import boto3
 import pytest
 
-from jobs import cloud
 from jobs.cli import main as cxr
-from jobs.experiment import etl_arguments, load_experiment
-from jobs.pipeline_input import etl_arguments_of, validate_state_machine_input
+from jobs.cloud import aws as cloud
+from jobs.experiment.arguments import etl_arguments
+from jobs.experiment.schema import load_experiment
+from jobs.plan.pipeline_input import etl_arguments_of, validate_state_machine_input
 from tests.cdk_support import definition, synthesize
 from tests.moto_support import documented_kms_etags, mocked_aws
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
-# The stack's buckets are SSE-KMS (infra/storage.py).
+# The stack's buckets are SSE-KMS (infra/resources/storage.py).
 SSE_KMS = {
     "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
 }

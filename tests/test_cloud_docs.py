@@ -11,8 +11,8 @@ import pytest
 
 from infra.settings import PipelineSettings
 from jobs.cli import main as cxr
-from jobs.experiment import Experiment, load_experiment, parse_experiment
-from jobs.pipeline_input import state_machine_input
+from jobs.experiment.schema import Experiment, load_experiment, parse_experiment
+from jobs.plan.pipeline_input import state_machine_input
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "cloud.md").read_text()

@@ -10,12 +10,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from jobs import cloud, preflight
-from jobs import stack_outputs as names
 from jobs.cli import main as cxr
-from jobs.experiment import load_experiment, parse_experiment
-from jobs.sagemaker_env import WEIGHTS_CHANNEL, from_environ
-from jobs.stage_weights import INDEX, stage_weights, weights_key
+from jobs.cloud import aws as cloud
+from jobs.cloud import preflight
+from jobs.cloud.stage_weights import INDEX, stage_weights, weights_key
+from jobs.contracts import stack_outputs as names
+from jobs.contracts.sagemaker_env import WEIGHTS_CHANNEL, from_environ
+from jobs.experiment.schema import load_experiment, parse_experiment
 from jobs.training import weights
 from tests.cdk_support import synthesize
 from tests.moto_support import mocked_aws

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 from moto.events.models import EventPattern
 
-from infra.cleanup.terminate_clusters import EXECUTION_TAG, handler
+from infra.resources.cleanup.terminate_clusters import EXECUTION_TAG, handler
 from tests.cdk_support import all_states, definition, resources, synthesize
 
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:cxr"

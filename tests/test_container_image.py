@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs import containers, sagemaker_env
-from jobs.experiment import parse_experiment
-from jobs.pipeline_input import state_machine_input
-from jobs.sagemaker_env import WEIGHTS_CHANNEL
-from jobs.stage_weights import INDEX
+from jobs.cloud.stage_weights import INDEX
+from jobs.contracts import sagemaker_env
+from jobs.contracts.sagemaker_env import WEIGHTS_CHANNEL
+from jobs.experiment.schema import parse_experiment
+from jobs.plan import containers
+from jobs.plan.pipeline_input import state_machine_input
 from tests.cdk_support import ROOT, synthesize
 from tests.sagemaker_local import (
     BASE_IMAGE,

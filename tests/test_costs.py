@@ -1,4 +1,4 @@
-"""The cost estimate (jobs/costs.py): computed from the CDK context and jobs/prices.json, printed by
+"""The cost estimate (jobs/cloud/costs.py): computed from the CDK context and jobs/cloud/prices.json, printed by
 `cxr start --dry-run` without any AWS call, and quoted by docs/cloud.md from the same source."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from jobs.cli import main
-from jobs.costs import (
+from jobs.cloud.costs import (
     CostError,
     cdk_context,
     estimate_cost,
@@ -18,8 +18,8 @@ from jobs.costs import (
     markdown_table,
     shipped_experiments,
 )
-from jobs.experiment import load_experiment, parse_experiment
-from jobs.pipeline_input import validate_state_machine_input
+from jobs.experiment.schema import load_experiment, parse_experiment
+from jobs.plan.pipeline_input import validate_state_machine_input
 from tests.cdk_support import ROOT
 
 PAPER = ROOT / "experiments" / "paper-binary.json"
@@ -139,12 +139,12 @@ def test_dry_run_prints_estimate_and_input_without_aws(monkeypatch, capsys):
 
 
 def test_docs_quote_the_generated_table():
-    """docs/cloud.md's cost table is `python -m jobs.costs`'s output, so the two cannot drift."""
+    """docs/cloud.md's cost table is `python -m jobs.cloud.costs`'s output, so the two cannot drift."""
     doc = (ROOT / "docs" / "cloud.md").read_text()
     block = re.search(r"<!-- cost-table:begin.*?-->\n(.*?)\n<!-- cost-table:end -->", doc, re.S)
     assert block, "docs/cloud.md lacks the <!-- cost-table:begin --> ... <!-- cost-table:end --> block"
     assert block.group(1) == markdown_table(shipped_experiments()), (
-        "regenerate it: .venv/bin/python -m jobs.costs"
+        "regenerate it: .venv/bin/python -m jobs.cloud.costs"
     )
 
 

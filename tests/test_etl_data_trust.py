@@ -12,10 +12,11 @@ import cv2
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import audit_data
+from jobs.data import audit
 from jobs.etl import spark_job
 from jobs.etl.manifest import summary_lines
-from jobs.experiment import etl_arguments, load_experiment, source_uris
+from jobs.experiment.arguments import etl_arguments, source_uris
+from jobs.experiment.schema import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = "--image-size=32"
@@ -136,10 +137,10 @@ def test_a_test_only_dataset_has_one_class_all_in_test(trust):
 
 
 def test_audit_data_passes_clean_splits_and_fails_on_an_overlapping_external_set(trust, capsys):
-    assert audit_data.main([str(trust["main"])]) == audit_data.EXIT_CLEAN
+    assert audit.main([str(trust["main"])]) == audit.EXIT_CLEAN
     out = trust["base"] / "audit.json"
-    code = audit_data.main([str(trust["outside"]), f"--against={trust['main']}", f"--json={out}"])
-    assert code == audit_data.EXIT_LEAK
+    code = audit.main([str(trust["outside"]), f"--against={trust['main']}", f"--json={out}"])
+    assert code == audit.EXIT_LEAK
     found = json.loads(out.read_text())["against"][0]["near_duplicates"]
     assert sorted(Path(p["a"]["path"]).name for p in found) == sorted(
         f"ext-{n}.jpg" for n in _covid_files(ROOT.parent / "shared/data/cxr-sample")[10:13]
@@ -154,5 +155,5 @@ def test_audit_data_refuses_a_dataset_hashed_by_another_version(trust, tmp_path,
     manifest = _manifest(old)
     manifest["near_duplicates"]["method"]["hash"] = "dct-phash-64"
     (old / "manifest.json").write_text(json.dumps(manifest))
-    assert audit_data.main([str(trust["main"]), f"--against={old}"]) == audit_data.EXIT_BAD_INPUT
+    assert audit.main([str(trust["main"]), f"--against={old}"]) == audit.EXIT_BAD_INPUT
     assert "its perceptual hashes are dct-phash-64" in capsys.readouterr().err

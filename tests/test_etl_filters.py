@@ -15,7 +15,8 @@ from jobs.etl import sources, spark_job
 from jobs.etl.filters import filter_of
 from jobs.etl.manifest import summary_lines
 from jobs.etl.settings import parse_settings
-from jobs.experiment import etl_arguments, external_etl_arguments, load_experiment, source_uris
+from jobs.experiment.arguments import etl_arguments, external_etl_arguments, source_uris
+from jobs.experiment.schema import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = load_experiment(ROOT / "experiments" / "demo.json")

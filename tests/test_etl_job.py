@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.dataset import open_dataset
+from jobs.data.reader import open_dataset
 from jobs.etl import spark_job
 from jobs.etl.labels import CLASSES
 from jobs.etl.sources import decode_text

@@ -118,7 +118,7 @@ def test_source_kinds_are_defined_once():
     from typing import get_args
 
     from jobs.etl.settings import parse_settings
-    from jobs.experiment import LabelRule, Source
+    from jobs.experiment.schema import LabelRule, Source
 
     assert get_args(Source.model_fields["kind"].annotation) == tuple(sources.KINDS)
     assert get_args(LabelRule.model_fields["source"].annotation) == ("cohen", "nih")

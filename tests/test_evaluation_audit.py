@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jobs.dataset import open_dataset
+from jobs.data.reader import open_dataset
 from jobs.evaluation.audit import lung_mask, mask_lungs, mask_outside_lungs, shortcut_audit
 
 CLASSES = ("COVID-19", "Normal", "Pneumonia")

@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import classification_report, confusion_matrix
 
 from jobs.cli import main as cxr
-from jobs.dataset import open_dataset, to_float
+from jobs.data.reader import open_dataset, to_float
 from jobs.evaluation.entry import main
 from jobs.evaluation.sagemaker_card import CONTENT_MAX_CHARS, content_text, sagemaker_content
 from tests.contract_models import evaluated_experiment
@@ -149,7 +149,7 @@ def test_errors_name_the_problem(experiment, small_dataset, tmp_path, capsys):
 
 def test_threshold_chosen_on_validation_is_applied_unchanged_to_test_and_external(experiment):
     """operating_point.json's threshold, applied by `decide`, gives the reported rates on every set."""
-    from jobs.operating_point import decide, load_operating_point
+    from jobs.contracts.operating_point import decide, load_operating_point
 
     out = experiment / "experiment" / "small_cnn"
     metrics = _strict(out / "metrics.json")
@@ -170,10 +170,10 @@ def test_threshold_chosen_on_validation_is_applied_unchanged_to_test_and_externa
 def test_the_lungs_hidden_row_is_scored_at_the_stored_threshold_and_calibrated(experiment, small_dataset):
     """The same threshold, unchanged, on the model's own predictions for the test images with the lungs
     blanked; the summary's lungs-hidden row then has every column."""
+    from jobs.contracts.operating_point import decide, load_operating_point
     from jobs.evaluation.audit import mask_lungs
     from jobs.evaluation.calibration import expected_calibration_error
     from jobs.evaluation.source_report import summary_rows
-    from jobs.operating_point import decide, load_operating_point
 
     out = experiment / "experiment" / "small_cnn"
     metrics = _strict(out / "metrics.json")

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from jobs.dataset import open_dataset, to_float
+from jobs.data.reader import open_dataset, to_float
 from jobs.evaluation.gradcam import find_target_layer, gradcam
 from tests.contract_models import contract_model, tiny_backbone
 

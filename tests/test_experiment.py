@@ -7,20 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from jobs import experiment as experiment_module
 from jobs.etl.settings import parse_settings
-from jobs.experiment import (
-    BUILTIN_SCHEDULES,
-    TASKS,
-    Experiment,
-    ExperimentError,
+from jobs.experiment import schema as experiment_module
+from jobs.experiment.arguments import (
     etl_arguments,
     evaluation_arguments,
     external_etl_arguments,
     hyperparameters_to_argv,
+    training_hyperparameters,
+)
+from jobs.experiment.schema import (
+    BUILTIN_SCHEDULES,
+    TASKS,
+    Experiment,
+    ExperimentError,
     load_experiment,
     parse_experiment,
-    training_hyperparameters,
 )
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.json"))

@@ -186,10 +186,10 @@ def test_evaluation_and_report_jobs_encrypt_volume_and_output(states):
 
 
 def test_metric_definitions_match_the_training_metric_lines(states):
-    """SageMaker's regexes read back exactly what jobs.metric_lines prints."""
+    """SageMaker's regexes read back exactly what jobs.contracts.metric_lines prints."""
     import re
 
-    from jobs.metric_lines import METRIC_NAMES, format_metric_line
+    from jobs.contracts.metric_lines import METRIC_NAMES, format_metric_line
 
     definitions = states["Train"]["Parameters"]["AlgorithmSpecification"]["MetricDefinitions"]
     assert [d["Name"] for d in definitions] == list(METRIC_NAMES)
@@ -276,8 +276,8 @@ def test_no_policy_grants_a_whole_service(template):
 
 
 def test_outputs_name_the_buckets_and_the_state_machine(template):
-    """Every output name of jobs.stack_outputs (what cxr start/status/results/preflight read) exists."""
-    from jobs import stack_outputs as names
+    """Every output name of jobs.contracts.stack_outputs (what cxr start/status/results/preflight read) exists."""
+    from jobs.contracts import stack_outputs as names
 
     outputs = template.to_json()["Outputs"]
     declared = {
@@ -311,7 +311,7 @@ def test_synth_never_imports_tensorflow_or_pyspark():
     from tests.cdk_support import ROOT
 
     imported = _imported_modules("app", ROOT, set())
-    assert "infra.stack" in imported and "jobs.experiment" in imported
+    assert "infra.stack" in imported and "jobs.experiment.schema" in imported
     assert not {m.split(".")[0] for m in imported} & {"tensorflow", "keras", "pyspark"}
 
 
@@ -331,7 +331,7 @@ def _as_list(value) -> list:
 
 def test_cluster_and_vpc_carry_the_emr_managed_policy_tag(template, states):
     """AmazonEMRServicePolicy_v2 acts only on clusters and in VPCs tagged for-use-with-...=true."""
-    from infra.network import EMR_MANAGED_POLICY_TAG
+    from infra.resources.network import EMR_MANAGED_POLICY_TAG
 
     tag = {"Key": EMR_MANAGED_POLICY_TAG, "Value": "true"}
     assert tag in states["CreateCluster"]["Parameters"]["Tags"]
@@ -470,7 +470,7 @@ def _allowed(statements: list[dict], action: str, tags: dict[str, str]) -> bool:
 
 def test_only_clusters_with_the_project_tag_can_be_terminated(template):
     """The state machine's and the cleanup function's policies terminate tagged clusters only."""
-    from infra.etl_cluster import PROJECT_TAG
+    from infra.pipeline.etl_cluster import PROJECT_TAG
 
     template_json = template.to_json()
     policies = {

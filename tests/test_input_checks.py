@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from botocore.config import Config
 
-from jobs import cloud
 from jobs.cli import main as cxr
+from jobs.cloud import aws as cloud
 from jobs.etl.errors import EtlError
 from jobs.etl.settings import parse_settings
-from jobs.experiment import ExperimentError, etl_arguments, load_experiment, parse_experiment
+from jobs.experiment.arguments import etl_arguments
+from jobs.experiment.schema import ExperimentError, load_experiment, parse_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = json.loads((ROOT / "experiments" / "demo.json").read_text())

@@ -7,8 +7,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from jobs.experiment import parse_experiment
-from jobs.pipeline_input import state_machine_input
+from jobs.experiment.schema import parse_experiment
+from jobs.plan.pipeline_input import state_machine_input
 from tests.cdk_support import executable_definition, resources, synthesize
 from tests.sfn_support import mocked_tasks, run_execution
 from tests.test_state_machine_execution import DATASETS_BUCKET, _happy_mocks

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jobs.operating_point import OperatingPoint, decide, load_operating_point, save_operating_point
+from jobs.contracts.operating_point import OperatingPoint, decide, load_operating_point, save_operating_point
 
 MULTICLASS = ("COVID-19", "Normal", "Pneumonia")
 

@@ -18,10 +18,10 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
 from jobs.cli import main as cxr
-from jobs.dataset import open_dataset
+from jobs.contracts.operating_point import OperatingPoint, save_operating_point
+from jobs.data.reader import open_dataset
 from jobs.etl.blobs import read_blob
 from jobs.etl.imaging import ImageRejected
-from jobs.operating_point import OperatingPoint, save_operating_point
 from jobs.prediction.dicom import decode_dicom
 from jobs.prediction.predict import NOTICE
 from jobs.prediction.preprocess import prepare

@@ -11,7 +11,7 @@ import pytest
 from botocore.validate import validate_parameters
 
 from jobs.cli import main as cxr
-from jobs.cloud import CloudError
+from jobs.cloud.aws import CloudError
 from jobs.prediction.cloud import approved_model_uri, processing_job_request
 from tests.cdk_support import VARIANT, resources, synthesize
 from tests.moto_support import mocked_aws

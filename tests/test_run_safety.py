@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs import runner
 from jobs.cli import main as cxr
-from jobs.experiment import load_experiment
+from jobs.experiment.schema import load_experiment
+from jobs.plan import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "experiments" / "demo.json"
@@ -102,7 +102,7 @@ def test_a_failed_write_leaves_the_previous_file(tmp_path):
 RUNNER = """
 import sys
 from pathlib import Path
-from jobs import runner
+from jobs.plan import runner
 child = [sys.executable, "-c", sys.argv[2], sys.argv[1]]
 runner.run_steps([runner.Step("slow", child, Path(sys.argv[1]) / "never", "k")], force=False)
 """
@@ -155,7 +155,7 @@ def test_the_steps_die_with_the_runner(signum, tmp_path):
 HOLD = """
 import sys, time
 from pathlib import Path
-from jobs import run_lock
+from jobs.plan import run_lock
 with run_lock.hold(Path(sys.argv[1]), "experiment demo"):
     print("held", flush=True)
     time.sleep(60)
@@ -181,7 +181,7 @@ def test_a_second_run_in_the_same_runs_folder_is_refused_while_the_first_lives(t
 
 def test_a_stale_lock_is_taken_over_and_a_lock_of_another_host_is_not(tmp_path):
     """Case 2: a lock left by a killed run (its pid gone on this host) does not block the next run."""
-    from jobs import run_lock
+    from jobs.plan import run_lock
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs import containers, runner, sagemaker_env
 from jobs.cli import main as cxr
-from jobs.experiment import ModelRun, load_experiment, parse_experiment
-from jobs.pipeline_input import etl_arguments_of, state_machine_input
-from jobs.sagemaker_env import DATASET_CHANNEL, EVALUATION_OUTPUT_DIR
+from jobs.contracts import sagemaker_env
+from jobs.contracts.sagemaker_env import DATASET_CHANNEL, EVALUATION_OUTPUT_DIR
+from jobs.experiment.schema import ModelRun, load_experiment, parse_experiment
+from jobs.plan import containers, runner
+from jobs.plan.pipeline_input import etl_arguments_of, state_machine_input
 from tests.cdk_support import synthesize
 from tests.sagemaker_local import map_items, resolve, state, task_request
 

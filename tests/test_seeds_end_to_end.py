@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from jobs import runner
-from jobs.experiment import parse_experiment
+from jobs.experiment.schema import parse_experiment
+from jobs.plan import runner
 
 TINY = {
     "name": "tiny-seeds",

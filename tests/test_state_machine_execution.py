@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from jobs.experiment import parse_experiment
-from jobs.pipeline_input import state_machine_input, validate_state_machine_input
+from jobs.experiment.schema import parse_experiment
+from jobs.plan.pipeline_input import state_machine_input, validate_state_machine_input
 from tests.cdk_support import executable_definition, synthesize
 from tests.sfn_support import Mocks, mocked_tasks, quick_retries, recorded_task_calls, run_execution
 

@@ -8,16 +8,22 @@ import re
 
 import pytest
 
-from jobs.experiment import (
-    ExperimentError,
+from jobs.contracts.metric_lines import METRIC_NAMES, format_metric_line, metric_definitions, metric_regex
+from jobs.contracts.sagemaker_env import (
+    AUDIT_OUTPUT_DIR,
+    EVALUATION_DATASET_DIR,
+    EVALUATION_EXTERNAL_DIR,
+    EVALUATION_MODEL_DIR,
+    EVALUATION_OUTPUT_DIR,
+)
+from jobs.experiment.arguments import (
     etl_arguments,
     evaluation_arguments,
     external_etl_arguments,
-    parse_experiment,
     training_hyperparameters,
 )
-from jobs.metric_lines import METRIC_NAMES, format_metric_line, metric_definitions, metric_regex
-from jobs.pipeline_input import (
+from jobs.experiment.schema import ExperimentError, parse_experiment
+from jobs.plan.pipeline_input import (
     ETL_COMMAND,
     INPUT_RULES,
     MAX_EXTERNAL_SETS,
@@ -27,13 +33,6 @@ from jobs.pipeline_input import (
     new_run_id,
     state_machine_input,
     validate_state_machine_input,
-)
-from jobs.sagemaker_env import (
-    AUDIT_OUTPUT_DIR,
-    EVALUATION_DATASET_DIR,
-    EVALUATION_EXTERNAL_DIR,
-    EVALUATION_MODEL_DIR,
-    EVALUATION_OUTPUT_DIR,
 )
 
 RUN = "20260101-120000"
@@ -72,7 +71,7 @@ def _with_externals(experiment, externals=EXTERNALS):
 
 
 def test_input_carries_the_local_runners_arguments_exactly(experiment):
-    """ETL args, hyperparameters and evaluation args are those of jobs.experiment, with s3:// locations."""
+    """ETL args, hyperparameters and evaluation args are those of jobs.experiment.schema, with s3:// locations."""
     payload = state_machine_input(experiment, **LOCATIONS)
     sources = ["s3://raw-bucket/cohen", "s3://other/nih"]
     assert etl_arguments_of(payload) == etl_arguments(experiment, sources, payload["dataset"]["uri"])

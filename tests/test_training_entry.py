@@ -17,11 +17,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import sagemaker_env
-from jobs.dataset import open_dataset, to_float
-from jobs.experiment import MODEL_NAMES
-from jobs.metric_lines import METRIC_NAMES, metric_regex
-from jobs.tasks import task_classes
+from jobs.contracts import sagemaker_env
+from jobs.contracts.metric_lines import METRIC_NAMES, metric_regex
+from jobs.contracts.tasks import task_classes
+from jobs.data.reader import open_dataset, to_float
+from jobs.experiment.schema import MODEL_NAMES
 from jobs.training import entry, models
 from jobs.training.weights import NOTOP_FILES
 

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.dataset import Dataset, DatasetError, open_dataset, to_float
-from jobs.tasks import task_targets
+from jobs.contracts.tasks import task_targets
+from jobs.data.reader import Dataset, DatasetError, open_dataset, to_float
 from jobs.training.inputs import evaluation_dataset, training_dataset
 from jobs.training.randomness import EpochSeeds, epoch_seed
 

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from jobs import sagemaker_env
-from jobs.experiment import (
+from jobs.contracts import sagemaker_env
+from jobs.contracts.tasks import TASK_CLASSES
+from jobs.experiment.arguments import training_hyperparameters
+from jobs.experiment.schema import (
     BUILTIN_SCHEDULES,
     MODEL_NAMES,
     TASKS,
@@ -20,9 +22,7 @@ from jobs.experiment import (
     Stage,
     Task,
     parse_experiment,
-    training_hyperparameters,
 )
-from jobs.tasks import TASK_CLASSES
 from jobs.training.batchnorm import RANDOM_INIT_MOMENTUM, batchnorm_layers, recalibrate
 from jobs.training.entry import split_argv
 from jobs.training.errors import TrainingError
@@ -282,7 +282,7 @@ def test_recalibrate_sets_moving_statistics_to_the_mean_of_batch_statistics():
 
 def test_a_stage_that_trains_the_same_layers_keeps_the_compiled_step_and_ends_where_a_recompile_does():
     """Restarting Adam in place is a fresh Adam: the weights equal those of compiling the stage anew."""
-    from jobs.experiment import Stage
+    from jobs.experiment.schema import Stage
     from jobs.training.schedules import configure_stage
 
     first = Stage(epochs=1, learning_rate=1e-3, trainable="all")

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from jobs.atomic import NotWritableError
-from jobs.dataset import DatasetError
+from jobs.data.reader import DatasetError
 from jobs.evaluation.evaluate import EvaluationError, EvaluationRequest, run_evaluation
 from jobs.evaluation.source_report import SET_KINDS
 from jobs.evaluation.thresholds import DEFAULT_RULE, parse_rule

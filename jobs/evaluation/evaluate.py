@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs import provenance
 from jobs.atomic import check_writable, write_text_atomically
-from jobs.dataset import META_COLUMNS, Dataset, open_dataset, to_float
+from jobs.contracts.operating_point import POSITIVE_CLASS, OperatingPoint, save_operating_point
+from jobs.contracts.tasks import task_classes, task_targets
+from jobs.data.reader import META_COLUMNS, Dataset, open_dataset, to_float
 from jobs.evaluation import plots
 from jobs.evaluation.audit import chance_accuracy, shortcut_audit
 from jobs.evaluation.calibration import calibration_report
@@ -30,8 +31,7 @@ from jobs.evaluation.sagemaker_card import SAGEMAKER_MODEL_CARD_FILE, content_te
 from jobs.evaluation.source_report import summary_rows
 from jobs.evaluation.subgroups import subgroup_report
 from jobs.evaluation.thresholds import DEFAULT_RULE, choose_threshold, rates_at_threshold
-from jobs.operating_point import POSITIVE_CLASS, OperatingPoint, save_operating_point
-from jobs.tasks import task_classes, task_targets
+from jobs.experiment import provenance
 
 FORMAT = "cxr-evaluation/1"
 MODEL_FILES = ("model.keras", "config.json", "history.json")

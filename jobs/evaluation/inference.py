@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jobs.dataset import to_float
+from jobs.data.reader import to_float
 
 
 def batched_outputs(model, batch_size: int = 32) -> Callable[[np.ndarray], np.ndarray]:

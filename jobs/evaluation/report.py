@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jobs.atomic import write_text_atomically
-from jobs.dataset import DatasetError, open_dataset
+from jobs.data.reader import DatasetError, open_dataset
 from jobs.evaluation.conclusions import read_run
 from jobs.evaluation.evaluate import FORMAT as EVALUATION_FORMAT
 from jobs.evaluation.html_parts import esc as _e

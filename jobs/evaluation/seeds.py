@@ -2,7 +2,7 @@
 median patient-bootstrap interval, and the sentences the seeds support (``jobs.evaluation.conclusions``).
 
 One training run cannot carry a conclusion: the same seed on another CPU trains other weights
-(``jobs.provenance``), so the spread over seeds is the scale against which a difference means something.
+(``jobs.experiment.provenance``), so the spread over seeds is the scale against which a difference means something.
 """
 
 from __future__ import annotations

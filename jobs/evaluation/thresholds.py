@@ -36,7 +36,7 @@ def parse_rule(rule: str) -> tuple[str, float | None]:
 def choose_threshold(positive: np.ndarray, probability: np.ndarray, rule: str) -> tuple[float, str | None]:
     """(threshold, note): the rule's threshold on these labels, or 0.5 and why when both classes are not present.
 
-    Images with ``probability >= threshold`` are called positive, as ``jobs.operating_point.decide`` does.
+    Images with ``probability >= threshold`` are called positive, as ``jobs.contracts.operating_point.decide`` does.
     """
     from sklearn.metrics import roc_curve
 

@@ -1,6 +1,6 @@
 """``cxr predict --cloud``: the same ``predict`` entry point as a SageMaker Processing job over an S3 prefix.
 
-The stack publishes the job's role, image, key and network settings as one output (``infra/prediction.py``);
+The stack publishes the job's role, image, key and network settings as one output (``infra/resources/prediction.py``);
 ``processing_job_request`` turns them and the user's URIs into ``CreateProcessingJob`` parameters, so
 the security settings come from the stack, never from the command line. The model is an s3:// URI or an
 approved package of the SageMaker Model Registry.
@@ -12,8 +12,8 @@ import json
 import time
 from typing import Any
 
-from jobs import stack_outputs
-from jobs.cloud import DEFAULT_STACK, CloudError, _call, _client
+from jobs.cloud.aws import DEFAULT_STACK, CloudError, _call, _client
+from jobs.contracts import stack_outputs
 
 MODELS_PREFIX = "runs/"
 PREDICTIONS_PREFIX = "predictions/"

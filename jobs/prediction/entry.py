@@ -8,7 +8,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from jobs.cloud import DEFAULT_STACK, CloudError
+from jobs.cloud.aws import DEFAULT_STACK, CloudError
 from jobs.evaluation.evaluate import EvaluationError, read_model_dir
 from jobs.prediction.inputs import IMAGE_SUFFIXES, list_inputs
 from jobs.prediction.model import ModelSourceError, local_model_dir, model_id, operating_point

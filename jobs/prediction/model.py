@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from jobs.contracts.operating_point import OPERATING_POINT_FILE, OperatingPoint, load_operating_point
 from jobs.evaluation.entry import model_location
-from jobs.operating_point import OPERATING_POINT_FILE, OperatingPoint, load_operating_point
 from jobs.prediction.inputs import split_s3
 
 MODEL_ARCHIVE = "model.tar.gz"

@@ -19,10 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jobs.contracts.operating_point import OperatingPoint, decide
 from jobs.etl.blobs import read_blob
 from jobs.etl.imaging import ImageRejected
 from jobs.evaluation.evaluate import probability_fn
-from jobs.operating_point import OperatingPoint, decide
 from jobs.prediction.preprocess import DEFAULT_MIN_SIDE, Prepared, prepare
 
 NOTICE = "research use only, not for diagnosis"

@@ -1,7 +1,7 @@
 """The one preprocessing of a file for a model: the ETL's decode, RGB and resize; DICOM through pydicom.
 
 PNG and JPEG go through ``jobs.etl.imaging`` unchanged, so an image predicted here gets the pixels the
-ETL stored for it, and the model's reader does the rest (x / 255, ``jobs.dataset.to_float``).
+ETL stored for it, and the model's reader does the rest (x / 255, ``jobs.data.reader.to_float``).
 """
 
 from __future__ import annotations

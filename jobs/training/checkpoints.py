@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 
 from jobs.atomic import replace_atomically, write_text_atomically
-from jobs.experiment import Stage
+from jobs.experiment.schema import Stage
 from jobs.training.errors import TrainingError
 from jobs.training.schedules import Progress
 

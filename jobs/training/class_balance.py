@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jobs.dataset import Dataset
-from jobs.tasks import task_classes, task_targets
+from jobs.contracts.tasks import task_classes, task_targets
+from jobs.data.reader import Dataset
 from jobs.training.errors import TrainingError
 
 

@@ -13,9 +13,9 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs import sagemaker_env
 from jobs.atomic import NotWritableError, check_writable
-from jobs.dataset import DatasetError, open_dataset
+from jobs.contracts import sagemaker_env
+from jobs.data.reader import DatasetError, open_dataset
 from jobs.training.class_balance import class_counts
 from jobs.training.errors import TrainingError
 from jobs.training.hyperparameters import parse_hyperparameters
@@ -27,7 +27,7 @@ PATH_FLAGS = ("data", "model_dir", "checkpoint_dir", "channel")
 USAGE = (
     "usage: train [--data=DATASET] [--model-dir=DIR] [--checkpoint-dir=DIR] [--channel=NAME] "
     "[--HYPERPARAMETER=VALUE ...]\n"
-    "  hyperparameters: see jobs.experiment.training_hyperparameters (e.g. --model=resnet50 --task=binary)"
+    "  hyperparameters: see jobs.experiment.arguments.training_hyperparameters (e.g. --model=resnet50 --task=binary)"
 )
 
 

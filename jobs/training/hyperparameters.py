@@ -1,6 +1,6 @@
 """Training hyperparameters: the string dict SageMaker passes (or the same keys as ``--key=value`` flags).
 
-The shared fields are validated by the experiment schema itself (``jobs.experiment.TrainingConfig``), so a
+The shared fields are validated by the experiment schema itself (``jobs.experiment.schema.TrainingConfig``), so a
 value the experiment file accepts is exactly a value training accepts. Everything is checked here, before
 any data is read or any model is built.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobs.experiment import BUILTIN_SCHEDULES, Stage, TrainingConfig
+from jobs.experiment.schema import BUILTIN_SCHEDULES, Stage, TrainingConfig
 from jobs.training.errors import TrainingError
 
 REQUIRED = ("model", "task")
@@ -91,7 +91,7 @@ def parse_hyperparameters(raw: dict[str, str]) -> Hyperparameters:
     if missing:
         raise TrainingError(
             f"missing hyperparameter(s) {missing}: pass them in hyperparameters.json or as "
-            "--model=... --task=... (see jobs.experiment.training_hyperparameters)"
+            "--model=... --task=... (see jobs.experiment.arguments.training_hyperparameters)"
         )
     options_keys = set(RunOptions.model_fields)
     unknown = sorted(set(raw) - set(SHARED) - options_keys)

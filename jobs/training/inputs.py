@@ -1,7 +1,7 @@
 """The tf.data input pipeline: Parquet files read in parallel, pixels kept uint8 until a batch is formed.
 
 Per image the CPU only copies bytes: record batches come out of Arrow as zero-copy uint8 arrays, files are
-read by parallel interleave, and the cast to float [0, 1] (the reader's x / 255, as ``jobs.dataset.to_float``)
+read by parallel interleave, and the cast to float [0, 1] (the reader's x / 255, as ``jobs.data.reader.to_float``)
 runs once per batch in a parallel map. The rotation is not here: it is a layer of the model
 (``jobs.training.models``), so on the training instance it runs on the GPUs beside the model.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from jobs.dataset import Dataset
-from jobs.tasks import task_targets
+from jobs.contracts.tasks import task_targets
+from jobs.data.reader import Dataset
 from jobs.training.randomness import EpochSeeds
 
 READ_ROWS = 64

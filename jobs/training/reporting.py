@@ -9,10 +9,10 @@ from pathlib import Path
 import keras
 
 from jobs.atomic import write_text_atomically
-from jobs.experiment import Stage
-from jobs.metric_lines import format_metric_line
+from jobs.contracts.metric_lines import format_metric_line
+from jobs.experiment.schema import Stage
 
-# Keras log key -> metric line name (the names SageMaker's metric definitions match, jobs.metric_lines).
+# Keras log key -> metric line name (the names SageMaker's metric definitions match, jobs.contracts.metric_lines).
 LOG_KEYS = {
     "loss": "train_loss",
     "accuracy": "train_accuracy",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import keras
 
-from jobs.experiment import Stage
+from jobs.experiment.schema import Stage
 from jobs.training.models import set_trainable
 
 

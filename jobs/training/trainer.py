@@ -10,10 +10,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from jobs import provenance
 from jobs.atomic import replace_atomically
-from jobs.dataset import Dataset
-from jobs.tasks import task_classes
+from jobs.contracts.tasks import task_classes
+from jobs.data.reader import Dataset
+from jobs.experiment import provenance
 from jobs.training.batchnorm import recalibrate
 from jobs.training.checkpoints import EpochCheckpoint, find_checkpoint, save_checkpoint
 from jobs.training.class_balance import balanced_class_weights, class_counts
