@@ -1,0 +1,1 @@
+"""Commands that talk to AWS: upload, start, follow and fetch runs, preflight checks, cost estimates, weights staging."""
