@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from jobs.console import configure_logging
 from jobs.experiment.paths import DEFAULT_DATA_ROOT, find_experiment
+
+LOG = logging.getLogger(__name__)
 
 
 def _etl(argv: list[str]) -> int:
@@ -71,33 +75,33 @@ def _run(argv: list[str]) -> int:
     try:
         exp = load_experiment(find_experiment(args.experiment))
     except ExperimentError as exc:
-        print(f"cxr run: error: {exc}", file=sys.stderr)
+        LOG.error(f"cxr run: error: {exc}")
         return 2
     if args.container:
         from jobs.plan import containers
 
         problem = containers.docker_problem()
         if problem:
-            print(f"cxr run --container: {problem}", file=sys.stderr)
+            LOG.error(f"cxr run --container: {problem}")
             return 3
     layout = runner.LocalLayout(args.runs_dir.resolve())
     try:
         with run_lock.hold(layout.root, f"experiment {exp.name}"):
             note = record.claim(layout.experiment(exp), exp, find_experiment(args.experiment), args.force)
             if note:
-                print(note)
+                LOG.info(note)
             if args.container:
                 steps = containers.container_plan(exp, layout, args.data_root)
             else:
                 steps = runner.plan(exp, layout, args.data_root)
-            print(f"experiment {exp.name}: {len(steps)} steps, outputs in {layout.experiment(exp)}")
+            LOG.info(f"experiment {exp.name}: {len(steps)} steps, outputs in {layout.experiment(exp)}")
             if not runner.run_steps(steps, force=args.force, workers=args.jobs):
                 return 1
     except (run_lock.RunLockError, record.ExperimentClash) as exc:
-        print(f"cxr run: error: {exc}", file=sys.stderr)
+        LOG.error(f"cxr run: error: {exc}")
         return 2
     for line in runner.headline(layout.report(exp)):
-        print(line)
+        LOG.info(line)
     return 0
 
 
@@ -148,6 +152,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="cxr", description="COVID-19 chest X-ray pipeline: local and AWS.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from jobs.console import configure_logging
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "cxr-sample"
 SMALL_IMAGE_SIZE = 64
@@ -15,6 +17,12 @@ def require_sample() -> Path:
     if not (SAMPLE / "cohen" / "metadata.csv").exists():
         pytest.skip(f"the real X-ray sample is absent at {SAMPLE}")
     return SAMPLE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def console_logging() -> None:
+    """What every entry point's ``main`` is called with in use: library lines on stdout, problems on stderr."""
+    configure_logging()
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from jobs.experiment.paths import DEFAULT_DATA_ROOT, find_experiment
 from jobs.experiment.schema import ExperimentError, load_experiment
+
+LOG = logging.getLogger(__name__)
 
 Outputs = dict[str, str]
 
@@ -94,7 +96,7 @@ def preflight(args: argparse.Namespace, outputs: Outputs) -> int:
     found = aws._call(lambda: checks.preflight(exp, outputs, described), "preflight")
     print(checks.cost_line(exp, described))
     if not checks.report(found):
-        print(f"cxr {args.command}: fix the MISSING items above, then rerun", file=sys.stderr)
+        LOG.error(f"cxr {args.command}: fix the MISSING items above, then rerun")
         return 1
     return 0
 
@@ -202,5 +204,5 @@ def main(command: str, argv: list[str]) -> int:
             return dry_run(args)
         return action(args, aws.stack_outputs(args.stack, args.region))
     except (aws.CloudError, ExperimentError, CostError) as exc:
-        print(f"cxr {command}: error: {exc}", file=sys.stderr)
+        LOG.error(f"cxr {command}: error: {exc}")
         return 2

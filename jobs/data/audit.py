@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from pathlib import Path
 from jobs.data.reader import DatasetError, open_dataset
 from jobs.etl import near_duplicates
 from jobs.etl.selection import SPLITS
+
+LOG = logging.getLogger(__name__)
 
 COLUMNS = ("original_path", "patient_id", "source", "sha256", "phash", "thumbnail")
 EXIT_CLEAN, EXIT_LEAK, EXIT_BAD_INPUT = 0, 1, 2
@@ -176,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         for other in args.against:
             report["against"].append(audit_against(images, read_images(other)))
     except DatasetError as exc:
-        print(f"cxr audit-data: error: {exc}", file=sys.stderr)
+        LOG.error(f"cxr audit-data: error: {exc}")
         return EXIT_BAD_INPUT
     report["leaks"] = leaks(report["splits"]) + sum(leaks(o) for o in report["against"])
     for line in summary_lines(report):
-        print(line)
+        LOG.info(line)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))

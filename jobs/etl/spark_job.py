@@ -7,6 +7,7 @@ complete dataset.
 """
 
 import json
+import logging
 import os
 import sys
 import time
@@ -33,6 +34,8 @@ from jobs.etl.filters import filter_of
 from jobs.etl.hadoop import HadoopFiles
 from jobs.etl.labels import label_index
 from jobs.etl.settings import label_rules, parse_settings, settings_record
+
+LOG = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -64,10 +67,7 @@ Judged = namedtuple("Judged", ["kept", "decoded", "splits", "report"])
 
 def log(message, started):
     """A progress line with the seconds since the job started, so that slow phases show."""
-    print(
-        "[cxr etl {} +{:.1f}s] {}".format(time.strftime("%H:%M:%S"), time.time() - started, message),
-        flush=True,
-    )
+    LOG.info("[cxr etl %s +%.1fs] %s", time.strftime("%H:%M:%S"), time.time() - started, message)
 
 
 def selection_rules(settings):
@@ -384,20 +384,22 @@ def main(argv=None, session_factory=submitted_session):
     except SystemExit as exc:
         return EXIT_OK if exc.code == 0 else EXIT_BAD_INPUT
     except EtlError as exc:
-        print("cxr etl: error: {}".format(exc), file=sys.stderr)
+        LOG.error("cxr etl: error: %s", exc)
         return EXIT_BAD_INPUT
     spark = session_factory()
     started = time.time()
     try:
         result = run(spark, settings)
     except EtlError as exc:
-        print("cxr etl: error: {}".format(exc), file=sys.stderr)
+        LOG.error("cxr etl: error: %s", exc)
         return EXIT_BAD_INPUT
     for line in manifest.summary_lines(result):
-        print(line)
-    print("  wrote {}/manifest.json in {:.1f} s".format(settings.output.rstrip("/"), time.time() - started))
+        LOG.info(line)
+    LOG.info("  wrote %s/manifest.json in %.1f s", settings.output.rstrip("/"), time.time() - started)
     return EXIT_OK
 
 
 if __name__ == "__main__":
+    # spark-submit on EMR runs this file alone (no jobs.console there): the same plain lines on stdout.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     sys.exit(main())

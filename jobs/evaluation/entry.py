@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 import tarfile
@@ -10,10 +11,13 @@ import tempfile
 from pathlib import Path
 
 from jobs.atomic import NotWritableError
+from jobs.console import configure_logging
 from jobs.data.reader import DatasetError
 from jobs.evaluation.evaluate import EvaluationError, EvaluationRequest, run_evaluation
 from jobs.evaluation.source_report import SET_KINDS
 from jobs.evaluation.thresholds import DEFAULT_RULE, parse_rule
+
+LOG = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
 
@@ -102,13 +106,14 @@ def model_location(model_dir: str, scratch: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = parser().parse_args(argv)
     if len(dict(args.external)) != len(args.external):
-        print("evaluate: each --external NAME may be given once", file=sys.stderr)
+        LOG.error("evaluate: each --external NAME may be given once")
         return 2
     unknown = sorted(set(dict(args.external_kind)) - set(dict(args.external)))
     if unknown:
-        print(f"evaluate: --external-kind names no --external set: {', '.join(unknown)}", file=sys.stderr)
+        LOG.error(f"evaluate: --external-kind names no --external set: {', '.join(unknown)}")
         return 2
     with tempfile.TemporaryDirectory(prefix="cxr-model-") as scratch:
         request = EvaluationRequest(
@@ -126,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result = run_evaluation(request)
         except (EvaluationError, DatasetError, NotWritableError) as exc:
-            print(f"evaluate: {exc}", file=sys.stderr)
+            LOG.error(f"evaluate: {exc}")
             return 2
     report = result["test"]["report"]
-    print(
+    LOG.info(
         f"evaluate: {result['model']} on {args.split}: accuracy {report['accuracy']:.3f}, macro F1 "
         f"{report['macro avg']['f1-score']:.3f}; audit: {result['test']['audit']['verdict']['level']}; "
         f"wrote {args.output}"

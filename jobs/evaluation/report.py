@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import logging
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +35,8 @@ from jobs.evaluation.source_report import (
     summary_rows,
     summary_section,
 )
+
+LOG = logging.getLogger(__name__)
 
 FORMAT = "cxr-report/1"
 REJECTED_SHOWN = 200
@@ -634,10 +636,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = write_report(folder, output, args.manifest, experiment, args.models, args.seeds)
     except (ReportError, DatasetError) as exc:
-        print(f"cxr report: {exc}", file=sys.stderr)
+        LOG.error(f"cxr report: {exc}")
         return 2
     names = ", ".join(m["label"] for m in report["models"])
-    print(f"cxr report: {len(report['models'])} run(s) ({names}) -> {output / 'report.html'}")
+    LOG.info(f"cxr report: {len(report['models'])} run(s) ({names}) -> {output / 'report.html'}")
     for x in report["left_out"]:
-        print(f"  left out {x['model']} ({x['folder']}): not a model this experiment plans")
+        LOG.info(f"  left out {x['model']} ({x['folder']}): not a model this experiment plans")
     return 0

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 from jobs.cloud.aws import DEFAULT_STACK, CloudError
+from jobs.console import configure_logging
 from jobs.evaluation.evaluate import EvaluationError, read_model_dir
 from jobs.prediction.inputs import IMAGE_SUFFIXES, list_inputs
 from jobs.prediction.model import ModelSourceError, local_model_dir, model_id, operating_point
 from jobs.prediction.predict import NOTICE, PredictionSettings, run_predictions, write_summary
 from jobs.prediction.preprocess import DEFAULT_MIN_SIDE
+
+LOG = logging.getLogger(__name__)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,23 +68,24 @@ def _cloud(args: argparse.Namespace) -> int:
 
     locations = [*args.inputs, *([args.output] if args.output else [])]
     if len(locations) != 2 or not all(u.startswith("s3://") for u in locations):
-        print("cxr predict --cloud: give one s3:// input prefix and one s3:// output prefix", file=sys.stderr)
+        LOG.error("cxr predict --cloud: give one s3:// input prefix and one s3:// output prefix")
         return 2
     try:
         name = start_prediction(args.model, *locations, args.operating_point, args.stack, args.region)
     except CloudError as exc:
-        print(f"cxr predict --cloud: error: {exc}", file=sys.stderr)
+        LOG.error(f"cxr predict --cloud: error: {exc}")
         return 2
-    print(f"cxr predict --cloud: started processing job {name}; results in {locations[1]} ({NOTICE})")
+    LOG.info(f"cxr predict --cloud: started processing job {name}; results in {locations[1]} ({NOTICE})")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = parser().parse_args(argv)
     if args.cloud:
         return _cloud(args)
     if not args.output:
-        print("cxr predict: error: --output is required (a local folder)", file=sys.stderr)
+        LOG.error("cxr predict: error: --output is required (a local folder)")
         return 2
     args.output = Path(args.output)
     with tempfile.TemporaryDirectory(prefix="cxr-predict-") as scratch:
@@ -106,17 +111,15 @@ def main(argv: list[str] | None = None) -> int:
                 aliases=tuple(tuple(a.split("=", 1)) for a in args.as_uri),
             )
         except (ModelSourceError, EvaluationError) as exc:
-            print(f"cxr predict: error: {exc}", file=sys.stderr)
+            LOG.error(f"cxr predict: error: {exc}")
             return 2
         skipped: Counter = Counter()
-        summary = run_predictions(
-            model, list_inputs(args.inputs, skipped), settings, log=lambda s: print(s, file=sys.stderr)
-        )
+        summary = run_predictions(model, list_inputs(args.inputs, skipped), settings)
     summary.skipped = skipped
     write_summary(settings, summary, args.model, args.inputs)
     if point is None:
-        print("cxr predict: no operating point for this model: decisions are the argmax", file=sys.stderr)
-    print(f"cxr predict: {summary.line()}; wrote {args.output} ({NOTICE})")
+        LOG.warning("cxr predict: no operating point for this model: decisions are the argmax")
+    LOG.info(f"cxr predict: {summary.line()}; wrote {args.output} ({NOTICE})")
     return 0
 
 

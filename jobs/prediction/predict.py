@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from jobs.etl.blobs import read_blob
 from jobs.etl.imaging import ImageRejected
 from jobs.evaluation.evaluate import probability_fn
 from jobs.prediction.preprocess import DEFAULT_MIN_SIDE, Prepared, prepare
+
+LOG = logging.getLogger(__name__)
 
 NOTICE = "research use only, not for diagnosis"
 FORMAT = "cxr-predictions/1"
@@ -140,9 +143,7 @@ def overlay_png(image: np.ndarray, heatmap: np.ndarray, path: Path) -> Path:
     return path
 
 
-def run_predictions(
-    model, uris: Iterable[str], settings: PredictionSettings, log: Callable[[str], None] = print
-) -> Summary:
+def run_predictions(model, uris: Iterable[str], settings: PredictionSettings) -> Summary:
     """Scores every input, writing predictions.csv and predictions.jsonl in ``output`` row by row."""
     out = settings.output
     out.mkdir(parents=True, exist_ok=True)
@@ -204,7 +205,7 @@ def run_predictions(
             if time.monotonic() - last_progress >= settings.progress_seconds:
                 last_progress = time.monotonic()
                 rate = summary.scored / max(last_progress - summary.started, 1e-9)
-                log(f"predict: {summary.line()} so far, {rate:.1f} images/s")
+                LOG.info(f"predict: {summary.line()} so far, {rate:.1f} images/s")
     return summary
 
 

@@ -7,6 +7,7 @@ Everything is validated before training; a failure's reason goes to the failure 
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import traceback
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.atomic import NotWritableError, check_writable
+from jobs.console import configure_logging
 from jobs.contracts import sagemaker_env
 from jobs.data.reader import DatasetError, open_dataset
 from jobs.training.class_balance import class_counts
@@ -29,6 +31,8 @@ USAGE = (
     "[--HYPERPARAMETER=VALUE ...]\n"
     "  hyperparameters: see jobs.experiment.arguments.training_hyperparameters (e.g. --model=resnet50 --task=binary)"
 )
+
+LOG = logging.getLogger(__name__)
 
 
 def split_argv(argv: list[str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -53,6 +57,7 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
         print(USAGE)
@@ -64,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(argv, env)
     except Stopped:
-        print("training stopped by SIGTERM; a rerun resumes from the last checkpoint", file=sys.stderr)
+        LOG.error("training stopped by SIGTERM; a rerun resumes from the last checkpoint")
         return 128 + signal.SIGTERM
     except (TrainingError, DatasetError, NotWritableError, sagemaker_env.ContainerContractError) as exc:
         return _fail(env, str(exc), 1)
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(env: sagemaker_env.SageMakerEnv, message: str, code: int) -> int:
-    print(f"training failed: {message}", file=sys.stderr, flush=True)
+    LOG.error(f"training failed: {message}")
     env.write_failure(message)
     return code
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import keras
 from jobs.atomic import write_text_atomically
 from jobs.contracts.metric_lines import format_metric_line
 from jobs.experiment.schema import Stage
+
+LOG = logging.getLogger(__name__)
 
 # Keras log key -> metric line name (the names SageMaker's metric definitions match, jobs.contracts.metric_lines).
 LOG_KEYS = {
@@ -61,5 +64,6 @@ class EpochReporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        print("\n".join(epoch_lines(self.stage_index, self.stages, epoch, logs)), flush=True)
+        for line in epoch_lines(self.stage_index, self.stages, epoch, logs):
+            LOG.info(line)
         self.history.append(history_entry(self.stage_index, epoch, logs))

@@ -5,6 +5,7 @@ Outputs in the model directory (the CONTRACT with evaluation): model.keras, hist
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import keras
@@ -25,6 +26,8 @@ from jobs.training.randomness import EpochSeeds
 from jobs.training.reporting import EpochReporter, history_document, write_json
 from jobs.training.schedules import Progress, configure_stage, start_position
 from jobs.training.weights import imagenet_unavailable, resolve_weights
+
+LOG = logging.getLogger(__name__)
 
 
 def resolved_config(
@@ -101,10 +104,13 @@ def train(
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(plan)
     batch = global_batch_size(config.batch_size, strategy)
-    print(
-        f"devices: {list(plan.devices) or ['cpu']}, replicas {strategy.num_replicas_in_sync}, global batch "
-        f"{batch}, mixed precision {plan.mixed_precision}, image shape {ds.image_shape}",
-        flush=True,
+    LOG.info(
+        "devices: %s, replicas %d, global batch %d, mixed precision %s, image shape %s",
+        list(plan.devices) or ["cpu"],
+        strategy.num_replicas_in_sync,
+        batch,
+        plan.mixed_precision,
+        ds.image_shape,
     )
     with strategy.scope():
         model = (
@@ -128,9 +134,8 @@ def train(
     history = list(checkpoint.history) if checkpoint else []
     position = start_position(stages, checkpoint.progress if checkpoint else None)
     if checkpoint:
-        print(
-            f"resuming from {checkpoint_dir} at stage {position.stage + 1} epoch {position.epoch + 1}",
-            flush=True,
+        LOG.info(
+            "resuming from %s at stage %d epoch %d", checkpoint_dir, position.stage + 1, position.epoch + 1
         )
     for index in range(position.stage, len(stages)):
         initial_epoch = position.epoch if index == position.stage else 0
@@ -175,7 +180,7 @@ def train(
     if weights == "none":
         images = evaluation_dataset(ds, "train", config.task, batch).map(lambda x, _: x)
         layers = recalibrate(model, images)
-        print(f"BatchNorm statistics of {layers} layers recomputed with the final weights", flush=True)
+        LOG.info("BatchNorm statistics of %d layers recomputed with the final weights", layers)
 
     # Atomic: a run killed while saving leaves the previous model (or none), never a truncated one.
     replace_atomically(model_dir / "model.keras", model.save)
@@ -184,5 +189,5 @@ def train(
     write_json(
         model_dir / "config.json", config_document | {"provenance": provenance.machine(plan.deterministic)}
     )
-    print(f"model, history and config written to {model_dir}", flush=True)
+    LOG.info("model, history and config written to %s", model_dir)
     return model
