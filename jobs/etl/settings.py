@@ -2,6 +2,7 @@
 
 import argparse
 
+from jobs.etl.defaults import PAPER
 from jobs.etl.errors import EtlError
 from jobs.etl.labels import CLASSES, canonical_label
 from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
@@ -120,13 +121,20 @@ def build_parser(prog="cxr etl"):
         )
     p.add_argument("--output", required=True, help="output folder or s3:// prefix (overwritten)")
     p.add_argument(
-        "--image-size", type=int, default=224, help="side of the square output images (default 224)"
+        "--image-size",
+        type=int,
+        default=PAPER["image_size"],
+        help="side of the square output images (default %(default)s)",
     )
-    p.add_argument("--view", default="PA", help="keep this view position only (default PA)")
-    p.add_argument("--modality", default="X-ray", help="Cohen modality to keep (default X-ray)")
-    p.add_argument("--covid-finding", default="COVID-19", help="Cohen finding substring for COVID-19")
-    p.add_argument("--pneumonia-finding", default="Pneumonia", help="NIH label for pneumonia")
-    p.add_argument("--normal-finding", default="No Finding", help="NIH label for normal")
+    p.add_argument("--view", default=PAPER["view"], help="keep this view position only (default %(default)s)")
+    p.add_argument(
+        "--modality", default=PAPER["modality"], help="Cohen modality to keep (default %(default)s)"
+    )
+    p.add_argument(
+        "--covid-finding", default=PAPER["covid_finding"], help="Cohen finding substring for COVID-19"
+    )
+    p.add_argument("--pneumonia-finding", default=PAPER["pneumonia_finding"], help="NIH label for pneumonia")
+    p.add_argument("--normal-finding", default=PAPER["normal_finding"], help="NIH label for normal")
     p.add_argument(
         "--label",
         action="append",
@@ -150,19 +158,22 @@ def build_parser(prog="cxr etl"):
     p.add_argument(
         "--min-images-per-class",
         type=int,
-        default=10,
-        help="stop when a class ends with fewer usable images (default 10)",
+        default=PAPER["min_images_per_class"],
+        help="stop when a class ends with fewer usable images (default %(default)s)",
     )
     p.add_argument(
-        "--test-fraction", type=_fraction, default=0.2, help="share of images for test (default 0.2)"
+        "--test-fraction",
+        type=_fraction,
+        default=PAPER["test_fraction"],
+        help="share of images for test (default %(default)s)",
     )
     p.add_argument(
         "--validation-fraction",
         type=_fraction,
-        default=0.1,
-        help="share of images for validation, carved from the training part (default 0.1)",
+        default=PAPER["validation_fraction"],
+        help="share of images for validation, carved from the training part (default %(default)s)",
     )
-    p.add_argument("--seed", type=int, default=20200627, help="seed of caps and splits")
+    p.add_argument("--seed", type=int, default=PAPER["seed"], help="seed of caps and splits")
     p.add_argument(
         "--test-only",
         action="store_true",

@@ -11,6 +11,7 @@ import posixpath
 import re
 from collections import Counter, namedtuple
 
+from jobs.etl.defaults import PAPER
 from jobs.etl.errors import EtlError
 from jobs.etl.filters import SourceFilter
 from jobs.etl.labels import canonical_label
@@ -29,11 +30,11 @@ class Rules(object):
 
     def __init__(
         self,
-        view="PA",
-        modality="X-ray",
-        covid_finding="COVID-19",
-        pneumonia_finding="Pneumonia",
-        normal_finding="No Finding",
+        view=PAPER["view"],
+        modality=PAPER["modality"],
+        covid_finding=PAPER["covid_finding"],
+        pneumonia_finding=PAPER["pneumonia_finding"],
+        normal_finding=PAPER["normal_finding"],
         labels=None,
     ):
         self.view = view

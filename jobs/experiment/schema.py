@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from jobs.etl.defaults import PAPER as ETL_DEFAULTS
 from jobs.etl.labels import CLASSES, canonical_label
 from jobs.etl.settings import OUTPUT_VERSION, split_fractions_problem
 from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
@@ -128,12 +129,18 @@ class LabelRule(_Strict):
 
 class EtlConfig(_Strict):
     sources: list[Source] = Field(min_length=1)
-    image_size: int = Field(224, ge=32, le=1024)
-    view: str = "PA"
-    modality: str = "X-ray"
-    covid_finding: str = Field("COVID-19", description="Cohen finding substring that marks COVID-19")
-    pneumonia_finding: str = Field("Pneumonia", description="NIH label that marks pneumonia")
-    normal_finding: str = Field("No Finding", description="NIH label that marks a normal image")
+    image_size: int = Field(ETL_DEFAULTS["image_size"], ge=32, le=1024)
+    view: str = ETL_DEFAULTS["view"]
+    modality: str = ETL_DEFAULTS["modality"]
+    covid_finding: str = Field(
+        ETL_DEFAULTS["covid_finding"], description="Cohen finding substring that marks COVID-19"
+    )
+    pneumonia_finding: str = Field(
+        ETL_DEFAULTS["pneumonia_finding"], description="NIH label that marks pneumonia"
+    )
+    normal_finding: str = Field(
+        ETL_DEFAULTS["normal_finding"], description="NIH label that marks a normal image"
+    )
     caps: dict[str, int] = Field(
         default_factory=dict,
         description="per-class image caps, e.g. the "
@@ -143,10 +150,10 @@ class EtlConfig(_Strict):
         default_factory=list, description="per-source finding -> class rules; empty keeps the paper's"
     )
     adults_only: bool = False
-    min_images_per_class: int = Field(10, ge=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    validation_fraction: float = Field(0.1, ge=0, lt=1)
-    seed: int = 20200627
+    min_images_per_class: int = Field(ETL_DEFAULTS["min_images_per_class"], ge=1)
+    test_fraction: float = Field(ETL_DEFAULTS["test_fraction"], gt=0, lt=1)
+    validation_fraction: float = Field(ETL_DEFAULTS["validation_fraction"], ge=0, lt=1)
+    seed: int = ETL_DEFAULTS["seed"]
 
     @model_validator(mode="after")
     def _leaves_a_training_split(self) -> EtlConfig:
