@@ -113,17 +113,34 @@ def test_label_rules_per_source_map_cohen_findings_in_order(sample):
     assert sources.Rules().label_of("nih", ["Infiltration", "Pneumonia"]) == "Pneumonia"
 
 
-def test_source_kinds_are_defined_once():
-    """The command line and the experiment schema take exactly the kinds of ``sources.KINDS``."""
-    from typing import get_args
+def test_the_experiment_and_the_command_line_take_exactly_the_kinds_the_etl_reads():
+    """Behaviour, not the annotations: what each side accepts and what it names when it refuses."""
+    import re
 
+    from jobs.etl.errors import EtlError
     from jobs.etl.settings import parse_settings
-    from jobs.experiment.schema import LabelRule, Source
+    from jobs.experiment.schema import ExperimentError, parse_experiment
 
-    assert get_args(Source.model_fields["kind"].annotation) == tuple(sources.KINDS)
-    assert get_args(LabelRule.model_fields["source"].annotation) == ("cohen", "nih")
+    def experiment(kind: str, label_source: str = "cohen") -> dict:
+        rules = [{"source": label_source, "finding": "COVID-19", "label": "COVID-19"}]
+        return {
+            "name": "k",
+            "etl": {"sources": [{"kind": kind, "uri": "d"}], "label_rules": rules},
+            "training": {"task": "multiclass", "models": ["small_cnn"]},
+        }
+
     for kind in sources.KINDS:
         assert parse_settings([f"--source={kind}=/d", "--output=/o"]).source == [(kind, "/d")]
+        assert parse_experiment(experiment(kind)).etl.sources[0].kind == kind
+    with pytest.raises(ExperimentError, match="'etl.sources.0.kind'") as refused:
+        parse_experiment(experiment("padchest"))
+    assert set(re.findall(r"'(\w+)'", str(refused.value).split("Input should be")[1])) == set(sources.KINDS)
+    with pytest.raises(ExperimentError, match="'etl.label_rules.0.source'") as refused:
+        parse_experiment(experiment("cohen", label_source="folders"))
+    # label rules need a findings column: Cohen's metadata.csv and NIH's Data_Entry_2017.csv have one
+    assert set(re.findall(r"'(\w+)'", str(refused.value).split("Input should be")[1])) == {"cohen", "nih"}
+    with pytest.raises((SystemExit, EtlError)):
+        parse_settings(["--source=padchest=/d", "--output=/o"])
 
 
 def _cohen_rows(sample: Path) -> list[dict]:

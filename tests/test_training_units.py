@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import typing
 
 import keras
 import numpy as np
@@ -16,18 +15,15 @@ from jobs.contracts.tasks import TASK_CLASSES
 from jobs.experiment.arguments import training_hyperparameters
 from jobs.experiment.schema import (
     BUILTIN_SCHEDULES,
-    MODEL_NAMES,
-    TASKS,
-    ModelName,
+    ExperimentError,
     Stage,
-    Task,
     parse_experiment,
 )
 from jobs.training.batchnorm import RANDOM_INIT_MOMENTUM, batchnorm_layers, recalibrate
 from jobs.training.entry import split_argv
 from jobs.training.errors import TrainingError
 from jobs.training.hardware import HardwarePlan, global_batch_size, make_strategy, plan_hardware
-from jobs.training.hyperparameters import SHARED, parse_hyperparameters
+from jobs.training.hyperparameters import parse_hyperparameters
 from jobs.training.models import (
     ARCHITECTURES,
     AUGMENTATION_LAYER,
@@ -55,11 +51,23 @@ def test_experiment_hyperparameters_parse_back_to_the_same_settings():
     assert hp.config.early_stopping_patience is None and hp.config.batch_size == 3
 
 
-def test_each_list_of_names_agrees_with_its_owner():
-    """Model names, tasks and hyperparameter keys are defined once; a copy that drifts fails here."""
-    assert typing.get_args(ModelName) == MODEL_NAMES == tuple(ARCHITECTURES)
-    assert typing.get_args(Task) == TASKS == tuple(TASK_CLASSES)
-    assert sorted(training_hyperparameters(parse_experiment(EXPERIMENT), "vgg19", 1)) == sorted(SHARED)
+def test_an_experiment_accepts_exactly_the_models_and_tasks_training_knows():
+    """Behaviour on both sides: every backbone training can build and every task it can train is an
+    experiment that validates and trains with those hyperparameters; anything else is refused by name."""
+    for model in ARCHITECTURES:
+        for task in TASK_CLASSES:
+            exp = parse_experiment(
+                EXPERIMENT | {"training": EXPERIMENT["training"] | {"models": [model], "task": task}}
+            )
+            hp = parse_hyperparameters(training_hyperparameters(exp, model, 1))
+            assert (hp.model, hp.config.task) == (model, task)
+    with pytest.raises(ExperimentError, match="'training.models.0'") as refused:
+        parse_experiment(EXPERIMENT | {"training": EXPERIMENT["training"] | {"models": ["resnet101"]}})
+    assert set(re.findall(r"'(\w+)'", str(refused.value).split("Input should be")[1])) == set(ARCHITECTURES)
+    with pytest.raises(ExperimentError, match="'training.task'"):
+        parse_experiment(EXPERIMENT | {"training": EXPERIMENT["training"] | {"task": "four-class"}})
+    with pytest.raises(TrainingError, match="hyperparameter 'model'.*got 'resnet101'"):
+        parse_hyperparameters({**training_hyperparameters(exp, "vgg19", 1), "model": "resnet101"})
 
 
 def test_cli_flags_are_the_same_keys_as_hyperparameters():
