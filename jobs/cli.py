@@ -30,11 +30,7 @@ def _entry_point(module: str) -> Callable[[list[str]], int]:
     return run
 
 
-def _run(argv: list[str]) -> int:
-    from jobs.experiment import record
-    from jobs.experiment.schema import ExperimentError, load_experiment
-    from jobs.plan import run_lock, runner
-
+def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxr run",
         description=(
@@ -69,6 +65,15 @@ def _run(argv: list[str]) -> int:
         "CPU one step's graph tracing and Python use the core the other's arithmetic leaves; 1: one at "
         "a time)",
     )
+    return parser
+
+
+def _run(argv: list[str]) -> int:
+    from jobs.experiment import record
+    from jobs.experiment.schema import ExperimentError, load_experiment
+    from jobs.plan import run_lock, runner
+
+    parser = _run_parser()
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
