@@ -237,9 +237,13 @@ def test_external_test_sets_get_a_test_only_etl_an_audit_and_reach_the_evaluatio
 
 
 def test_a_step_log_keeps_everything_and_the_console_leaves_out_tensorflows_cpp_lines(tmp_path, capfd):
-    chatter = (
+    chatter = (  # as TensorFlow 2.21 writes them on this machine's CPU
         "E0000 00:00:1796593045.199234    4315 node_def_util.cc:682] NodeDef mentions attribute "
-        "use_unbounded_threadpool which is not in the op definition"
+        "use_unbounded_threadpool which is not in the op definition\n"
+        "I0000 00:00:1796606514.406229    7131 cpu_feature_guard.cc:227] This TensorFlow binary is optimized "
+        "to use available CPU instructions in performance-critical operations.\n"
+        "To enable the following instructions: AVX2 AVX512F AVX512_VNNI AVX512_BF16 FMA, in other operations, "
+        "rebuild TensorFlow with the appropriate compiler flags."
     )
     script = f"import sys; print('epoch 1/2'); print({chatter!r}, file=sys.stderr); print('real error', file=sys.stderr)"
     log = tmp_path / "logs" / "step.log"
@@ -248,8 +252,10 @@ def test_a_step_log_keeps_everything_and_the_console_leaves_out_tensorflows_cpp_
     console = capfd.readouterr()
     assert "epoch 1/2" in console.out and "real error" in console.err
     assert "NodeDef" not in console.out + console.err
+    assert "TensorFlow" not in console.out + console.err
     kept = log.read_text()
     assert "epoch 1/2" in kept and "NodeDef mentions attribute" in kept and "real error" in kept
+    assert "rebuild TensorFlow with the appropriate compiler flags" in kept
 
 
 def _rendezvous_step(tmp_path: Path, name: str, other: str, after: tuple[str, ...] = ()) -> runner.Step:

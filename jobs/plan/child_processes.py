@@ -22,10 +22,12 @@ from types import FrameType
 from typing import IO, TextIO
 
 PR_SET_PDEATHSIG = 1
-# TensorFlow's and absl's C++ log lines ("E0000 00:00:17... 4315 node_def_util.cc:682] ..."): they look
-# like errors to a reader and are not; with a log file they go there only.
+# TensorFlow's and absl's C++ log lines ("E0000 00:00:17... 4315 node_def_util.cc:682] ..."), and the
+# second line of cpu_feature_guard's message: they look like errors to a reader and are not; with a log
+# file they go there only.
 CHATTER = re.compile(
-    r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] |WARNING: All log messages before absl::InitializeLog)"
+    r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] |WARNING: All log messages before absl::InitializeLog"
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags)"
 )
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = 10
