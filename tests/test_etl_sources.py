@@ -133,14 +133,15 @@ def test_the_experiment_and_the_command_line_take_exactly_the_kinds_the_etl_read
         assert parse_settings([f"--source={kind}=/d", "--output=/o"]).source == [(kind, "/d")]
         assert parse_experiment(experiment(kind)).etl.sources[0].kind == kind
     with pytest.raises(ExperimentError, match="'etl.sources.0.kind'") as refused:
-        parse_experiment(experiment("padchest"))
+        parse_experiment(experiment("no_such_kind"))
     assert set(re.findall(r"'(\w+)'", str(refused.value).split("Input should be")[1])) == set(sources.KINDS)
     with pytest.raises(ExperimentError, match="'etl.label_rules.0.source'") as refused:
         parse_experiment(experiment("cohen", label_source="folders"))
     # label rules need a findings column: Cohen's metadata.csv and NIH's Data_Entry_2017.csv have one
+    # (a new source with findings joins this set)
     assert set(re.findall(r"'(\w+)'", str(refused.value).split("Input should be")[1])) == {"cohen", "nih"}
     with pytest.raises((SystemExit, EtlError)):
-        parse_settings(["--source=padchest=/d", "--output=/o"])
+        parse_settings(["--source=no_such_kind=/d", "--output=/o"])
 
 
 def _cohen_rows(sample: Path) -> list[dict]:
@@ -231,3 +232,14 @@ def test_filters_on_the_command_line_belong_to_the_source_before_them(capsys):
         with pytest.raises(SystemExit):
             parse_settings([*argv, "--output=/o"])
         assert message in capsys.readouterr().err
+
+
+def test_every_kind_with_findings_has_default_labels_and_a_missing_one_is_named():
+    """A reader registered without its paper labels would otherwise fail deep inside the ETL."""
+    rules = sources.Rules()
+    for kind, reader in sources.KINDS.items():
+        if reader.metadata:
+            assert rules.labels[kind], f"{kind}: add its default findings to sources.Rules"
+    del rules.labels["nih"]
+    with pytest.raises(EtlError, match="source kind 'nih' has no label rules: give them with --label nih:"):
+        rules.label_of("nih", ["Pneumonia"])

@@ -33,7 +33,7 @@ from jobs.training.models import (
     preprocessing_affine,
 )
 from jobs.training.schedules import Position, Progress, start_position
-from jobs.training.weights import resolve_weights
+from jobs.training.weights import NOTOP_FILES, NOTOP_MD5, resolve_weights
 
 EXPERIMENT = {
     "name": "unit",
@@ -311,3 +311,14 @@ def test_a_stage_that_trains_the_same_layers_keeps_the_compiled_step_and_ends_wh
         steps.append(model.train_function is step)
     assert steps == [False, True]  # recompiled once, reused once
     assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
+
+
+def test_every_pretrained_backbone_has_an_imagenet_file_to_stage_and_check():
+    """Without one, ``cxr preflight`` and ``cxr stage-weights`` skip the model and an isolated cloud job
+    fails only when it trains."""
+    missing = [
+        name
+        for name, arch in ARCHITECTURES.items()
+        if arch.pretrained and not (name in NOTOP_FILES and name in NOTOP_MD5)
+    ]
+    assert missing == [], f"add the ImageNet file and MD5 of {missing} to jobs/training/weights.py"

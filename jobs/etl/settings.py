@@ -5,7 +5,7 @@ import argparse
 from jobs.etl.defaults import PAPER
 from jobs.etl.errors import EtlError
 from jobs.etl.labels import CLASSES, canonical_label
-from jobs.etl.sources import KIND_NAMES, LABELLED_KIND_NAMES
+from jobs.etl.sources import KIND_NAMES, KINDS, LABELLED_KIND_NAMES
 
 # Bumped whenever the ETL writes other values for the same settings and inputs (2: near-duplicate
 # hash v2, 2026-11-29). Dataset keys include it, so a newer ETL never takes an older one's output
@@ -104,8 +104,9 @@ def build_parser(prog="cxr etl"):
         type=_source,
         required=True,
         metavar="KIND=DIR",
-        help="a raw source: cohen=DIR (metadata.csv + images/), nih=DIR (Data_Entry_2017.csv + "
-        "images), folders=DIR (one folder per class). Repeat for several. s3:// on EMR.",
+        help="a raw source: {}. Repeat for several. s3:// on EMR.".format(
+            ", ".join("{}=DIR ({})".format(name, kind.layout) for name, kind in KINDS.items())
+        ),
     )
     for mode, verb in (("include", "keep only"), ("exclude", "drop")):
         p.add_argument(

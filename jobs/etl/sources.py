@@ -51,6 +51,11 @@ class Rules(object):
     def label_of(self, kind, findings):
         """The class of the first rule whose finding is in ``findings`` (Cohen: a substring of the
         finding text; NIH: one of its ``|``-separated labels), case-insensitive; None if none."""
+        if kind not in self.labels:
+            raise EtlError(
+                "source kind {!r} has no label rules: give them with --label {}:FINDING=CLASS, or add its "
+                "default findings to Rules in jobs/etl/sources.py".format(kind, kind)
+            )
         for finding, label in self.labels[kind]:
             wanted = finding.lower()
             if any(wanted == f.lower() or (kind == "cohen" and wanted in f.lower()) for f in findings):
@@ -253,17 +258,23 @@ def read_folders(root, files):
     return result
 
 
-# A source kind: the metadata file in its root (None: none) and its reader, called as
-# ``read(text, uri, root, images, rules, filters)``. A new source is one reader registered here; the
+# A source kind: the metadata file in its root (None: none), its reader, called as
+# ``read(text, uri, root, images, rules, filters)``, and its layout in a few words (``--source``'s help).
+# A new source is one reader registered here (plus, with findings, its default labels in ``Rules``); the
 # command line, the experiment schema and the ETL's dispatch all derive from this table.
-SourceKind = namedtuple("SourceKind", ["metadata", "read"])
+SourceKind = namedtuple("SourceKind", ["metadata", "read", "layout"])
 KINDS = {
-    "cohen": SourceKind("metadata.csv", read_cohen),
+    "cohen": SourceKind("metadata.csv", read_cohen, "metadata.csv + images/"),
     "nih": SourceKind(
         "Data_Entry_2017.csv",
         lambda text, uri, root, images, rules, filters: read_nih(text, uri, images, rules, filters),
+        "Data_Entry_2017.csv + images anywhere below",
     ),
-    "folders": SourceKind(None, lambda text, uri, root, images, rules, filters: read_folders(root, images)),
+    "folders": SourceKind(
+        None,
+        lambda text, uri, root, images, rules, filters: read_folders(root, images),
+        "one folder per class",
+    ),
 }
 KIND_NAMES = tuple(KINDS)
 # Kinds whose metadata names findings, which label rules map to classes and filters select rows by.
