@@ -236,14 +236,23 @@ def test_external_test_sets_get_a_test_only_etl_an_audit_and_reach_the_evaluatio
     assert f"--external=other-hospital={inside}" in in_docker.command
 
 
-def test_a_step_log_keeps_everything_and_the_console_leaves_out_tensorflows_cpp_lines(tmp_path, capfd):
+def test_a_step_log_keeps_everything_and_the_console_leaves_out_tensorflows_and_sparks_chatter(
+    tmp_path, capfd
+):
     chatter = (  # as TensorFlow 2.21 writes them on this machine's CPU
         "E0000 00:00:1796593045.199234    4315 node_def_util.cc:682] NodeDef mentions attribute "
         "use_unbounded_threadpool which is not in the op definition\n"
         "I0000 00:00:1796606514.406229    7131 cpu_feature_guard.cc:227] This TensorFlow binary is optimized "
         "to use available CPU instructions in performance-critical operations.\n"
         "To enable the following instructions: AVX2 AVX512F AVX512_VNNI AVX512_BF16 FMA, in other operations, "
-        "rebuild TensorFlow with the appropriate compiler flags."
+        "rebuild TensorFlow with the appropriate compiler flags.\n"
+        "WARNING: Using incubator modules: jdk.incubator.vector\n"
+        "Using Spark's default log4j profile: org/apache/spark/log4j2-defaults.properties\n"
+        'Setting default log level to "WARN".\n'
+        "To adjust logging level use sc.setLogLevel(newLevel). For SparkR, use setLogLevel(newLevel).\n"
+        "26/12/07 01:05:33 WARN Utils: Your hostname, vm, resolves to a loopback address: 127.0.0.1; using "
+        "192.0.2.2 instead (on interface eth0)\n"
+        "26/12/07 01:05:33 WARN Utils: Set SPARK_LOCAL_IP if you need to bind to another address"
     )
     script = f"import sys; print('epoch 1/2'); print({chatter!r}, file=sys.stderr); print('real error', file=sys.stderr)"
     log = tmp_path / "logs" / "step.log"
@@ -253,6 +262,7 @@ def test_a_step_log_keeps_everything_and_the_console_leaves_out_tensorflows_cpp_
     assert "epoch 1/2" in console.out and "real error" in console.err
     assert "NodeDef" not in console.out + console.err
     assert "TensorFlow" not in console.out + console.err
+    assert "WARN" not in console.out + console.err and "log level" not in console.out + console.err
     kept = log.read_text()
     assert "epoch 1/2" in kept and "NodeDef mentions attribute" in kept and "real error" in kept
     assert "rebuild TensorFlow with the appropriate compiler flags" in kept

@@ -22,12 +22,22 @@ from types import FrameType
 from typing import IO, TextIO
 
 PR_SET_PDEATHSIG = 1
-# TensorFlow's and absl's C++ log lines ("E0000 00:00:17... 4315 node_def_util.cc:682] ..."), and the
-# second line of cpu_feature_guard's message: they look like errors to a reader and are not; with a log
-# file they go there only.
+# TensorFlow's and absl's C++ log lines ("E0000 00:00:17... 4315 node_def_util.cc:682] ..."), the second
+# line of cpu_feature_guard's message, and the JVM's start-up lines of a local Spark session: they look like
+# errors to a reader and are not; with a log file they go there only.
 CHATTER = re.compile(
-    r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] |WARNING: All log messages before absl::InitializeLog"
-    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags)"
+    "|".join(
+        (
+            r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] ",
+            r"^WARNING: All log messages before absl::InitializeLog",
+            r"^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags",
+            r"^WARNING: Using incubator modules: jdk\.incubator",
+            r"^Using Spark's default log4j profile",
+            r'^Setting default log level to "WARN"',
+            r"^To adjust logging level use sc\.setLogLevel",
+            r"^\d\d/\d\d/\d\d [\d:]{8} WARN Utils: (?:Your hostname, .* resolves to a loopback|Set SPARK_LOCAL_IP)",
+        )
+    )
 )
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_S = 10
