@@ -18,6 +18,7 @@ import numpy as np
 from jobs.atomic import check_writable, write_text_atomically
 from jobs.contracts.operating_point import POSITIVE_CLASS, OperatingPoint, save_operating_point
 from jobs.contracts.results import Evaluation, json_text
+from jobs.contracts.results.card import MODEL_CARD_FILE
 from jobs.contracts.results.metrics import FORMAT, Verdict
 from jobs.contracts.tasks import task_classes, task_targets
 from jobs.data.reader import META_COLUMNS, Dataset, open_dataset, to_float
@@ -27,7 +28,7 @@ from jobs.evaluation.calibration import calibration_report
 from jobs.evaluation.conclusions import shortcut_verdict
 from jobs.evaluation.inference import batched_outputs
 from jobs.evaluation.metrics import evaluate_predictions, json_safe
-from jobs.evaluation.model_card import MODEL_CARD_FILE, model_card
+from jobs.evaluation.model_card import model_card
 from jobs.evaluation.probe import penultimate_features, source_probe
 from jobs.evaluation.sagemaker_card import SAGEMAKER_MODEL_CARD_FILE, content_text
 from jobs.evaluation.source_report import summary_rows

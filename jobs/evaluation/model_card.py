@@ -10,7 +10,6 @@ from jobs.contracts.results.card import FORMAT
 from jobs.evaluation import conclusions
 from jobs.evaluation.source_report import summary_rows
 
-MODEL_CARD_FILE = "model_card.json"
 INTENDED_USE = (
     "Research only: studying COVID-19 detection on chest X-rays and its shortcuts. Not a medical device; "
     "not for diagnosis, triage or any decision about a patient."

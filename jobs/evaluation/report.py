@@ -491,19 +491,21 @@ def _seed_figures(report: Report, evaluations: dict[Path, Evaluation], out: Path
     return "<div class='tables'>" + "".join(parts) + "</div>"
 
 
+def _machine_item(m: Machine) -> str:
+    cpu, settings = m.cpu or {}, m.settings or {}
+    return (
+        f"<li>{_e(cpu.get('model'))} ({_e(cpu.get('cores'))} cores; "
+        f"{_e(' '.join(cpu.get('isa') or []))}), GPUs {_e(', '.join(m.gpus or []) or 'none')}, "
+        f"TensorFlow {_e(m.tensorflow)}, Keras {_e(m.keras)}, settings "
+        f"{_e(', '.join(f'{k}={v}' for k, v in settings.items() if v) or 'defaults')}</li>"
+    )
+
+
 def _machines_section(found: list[Machine]) -> str:
     """Which machines made the figures: another CPU may train other weights from the same seed."""
     if not found:
         return ""
-    items = "".join(
-        f"<li>{_e(cpu.get('model'))} ({_e(cpu.get('cores'))} cores; "
-        f"{_e(' '.join(cpu.get('isa') or []))}), GPUs {_e(', '.join(m.gpus or []) or 'none')}, "
-        f"TensorFlow {_e(m.tensorflow)}, Keras {_e(m.keras)}, settings "
-        f"{_e(', '.join(f'{k}={v}' for k, v in (m.settings or {}).items() if v) or 'defaults')}</li>"
-        for m in found
-        for cpu in [m.cpu or {}]
-    )
-    return f"<p class='muted'>Made on:</p><ul class='muted'>{items}</ul>"
+    return f"<p class='muted'>Made on:</p><ul class='muted'>{''.join(map(_machine_item, found))}</ul>"
 
 
 def _reproduction(m: RunSummary) -> str:

@@ -73,10 +73,13 @@ def validate_document(model: type[R], content: object, where: str, name: str, ve
         ) from None
 
 
-def read_document(model: type[R], path: Path, name: str, version: int, fix: str) -> R:
-    """The file at ``path`` parsed and validated as ``model``."""
+def read_document(model: type[R], path: Path, file_name: str, name: str, version: int, fix: str) -> R:
+    """The file at ``path`` (or ``file_name`` in the folder ``path``) parsed and validated as ``model``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / file_name
     try:
-        content = json.loads(Path(path).read_text())
+        content = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not JSON ({exc}); {fix}") from None
     return validate_document(model, content, str(path), name, version, fix)

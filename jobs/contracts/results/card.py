@@ -8,6 +8,7 @@ from typing import Any
 
 from jobs.contracts.results.base import Interval, Number, Record, read_document
 
+MODEL_CARD_FILE = "model_card.json"
 MODEL_CARD_FORMAT = "cxr-model-card"
 MODEL_CARD_VERSION = 1
 FORMAT = f"{MODEL_CARD_FORMAT}/{MODEL_CARD_VERSION}"
@@ -83,9 +84,11 @@ class ModelCard(Record):
 
 def read_model_card(path: Path) -> ModelCard:
     """``model_card.json`` (a file, or the evaluation folder holding it), validated."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model_card.json"
     return read_document(
-        ModelCard, path, MODEL_CARD_FORMAT, MODEL_CARD_VERSION, "re-run `cxr evaluate` for this model"
+        ModelCard,
+        path,
+        MODEL_CARD_FILE,
+        MODEL_CARD_FORMAT,
+        MODEL_CARD_VERSION,
+        "re-run `cxr evaluate` for this model",
     )

@@ -240,7 +240,4 @@ SetMetrics.model_rebuild()
 
 def read_metrics(path: Path) -> Evaluation:
     """``metrics.json`` (a file, or the evaluation folder holding it), validated."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.json"
-    return read_document(Evaluation, path, EVALUATION_FORMAT, EVALUATION_VERSION, REEVALUATE)
+    return read_document(Evaluation, path, "metrics.json", EVALUATION_FORMAT, EVALUATION_VERSION, REEVALUATE)

@@ -158,9 +158,6 @@ class Report(Record):
 
 def read_report(path: Path) -> Report:
     """``report.json`` (a file, or the report folder holding it), validated."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "report.json"
     return read_document(
-        Report, path, REPORT_FORMAT, REPORT_VERSION, "re-run `cxr report` for this experiment"
+        Report, path, "report.json", REPORT_FORMAT, REPORT_VERSION, "re-run `cxr report` for this experiment"
     )
