@@ -12,6 +12,7 @@ import pytest
 from sklearn.metrics import classification_report, confusion_matrix
 
 from jobs.cli import main as cxr
+from jobs.contracts.results import ModelCard, read_metrics
 from jobs.data.reader import open_dataset, to_float
 from jobs.evaluation.entry import main
 from jobs.evaluation.sagemaker_card import CONTENT_MAX_CHARS, content_text, sagemaker_content
@@ -195,7 +196,7 @@ def test_the_lungs_hidden_row_is_scored_at_the_stored_threshold_and_calibrated(e
     assert hidden["at_threshold"]["specificity"] == pytest.approx((~called[~positive]).mean())
     ece = hidden["calibration"]["classes"]["COVID-19"]["ece"]
     assert ece == pytest.approx(expected_calibration_error(positive, probabilities[:, k]), abs=1e-6)
-    row = next(r for r in summary_rows(metrics) if r["kind"] == "lungs hidden")
+    row = next(r for r in summary_rows(read_metrics(out)) if r["kind"] == "lungs hidden")
     assert None not in (
         row["sensitivity"],
         row["specificity"],
@@ -300,7 +301,7 @@ def test_sagemaker_card_marks_what_it_cuts_or_lacks_and_refuses_an_oversized_car
     card["metrics"]["internal_test"]["roc_auc"] = None
     card["known_limitations"].append("x" * 3000)
     card["training"]["hyperparameters"]["schedule"] = "[" + "1, " * 200 + "1]"
-    content = sagemaker_content(card)
+    content = sagemaker_content(ModelCard.model_validate(card))
     assert schema_errors(content) == []
     internal = next(e for e in content["evaluation_details"] if e["metadata"]["set"] == "internal_test")
     assert _figures(internal)["roc_auc"] == "not computed"
@@ -312,4 +313,4 @@ def test_sagemaker_card_marks_what_it_cuts_or_lacks_and_refuses_an_oversized_car
     assert len(hp["schedule"]) == 255 and hp["schedule"].startswith("[1, 1, ")
     card["metrics"] = {f"external:set{i}": card["metrics"]["internal_test"] for i in range(60)}
     with pytest.raises(ValueError, match="evaluation_details"):
-        content_text(card)
+        content_text(ModelCard.model_validate(card))

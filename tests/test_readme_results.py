@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jobs.contracts.results.report import read_report
 from jobs.evaluation.readme_table import BEGIN, END, replace_block, results_block
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +17,7 @@ SOURCE = "docs/demo-report.json"
 def test_the_readme_block_is_generated_from_the_kept_report():
     report = json.loads(REPORT.read_text())
     readme = (ROOT / "README.md").read_text()
-    block = results_block(report, SOURCE)
+    block = results_block(read_report(REPORT), SOURCE)
     assert block in readme
     assert readme.count(BEGIN.format(source=SOURCE)) == 1 and readme.count(END) == 1
     # the sentences are the report's own, and every model of the experiment has at least three seeds
@@ -26,8 +27,7 @@ def test_the_readme_block_is_generated_from_the_kept_report():
 
 
 def test_replacing_the_block_keeps_the_rest_and_refuses_a_readme_without_one():
-    report = json.loads(REPORT.read_text())
-    text = f"before\n{results_block(report, 'old')}\nafter\n"
+    text = f"before\n{results_block(read_report(REPORT), 'old')}\nafter\n"
     replaced = replace_block(text, "NEW")
     assert replaced == "before\nNEW\nafter\n"
     try:

@@ -8,47 +8,65 @@ external sets and ``cxr predict`` must all apply unchanged. It travels as ``oper
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ConfigDict, model_validator
+
+from jobs.contracts.results.base import Record, validate_document
 
 OPERATING_POINT_FILE = "operating_point.json"
 POSITIVE_CLASS = "COVID-19"
+OPERATING_POINT_FORMAT = "cxr-operating-point"
+OPERATING_POINT_VERSION = 1
+FORMAT = f"{OPERATING_POINT_FORMAT}/{OPERATING_POINT_VERSION}"
 
 
-@dataclass(frozen=True)
-class OperatingPoint:
+class OperatingPoint(Record):
     """A threshold on ``positive_class``'s probability; below it, the most probable other class wins."""
 
+    model_config = ConfigDict(frozen=True)
+
+    format: str = FORMAT
     rule: str
     threshold: float
     class_names: tuple[str, ...]
     positive_class: str = POSITIVE_CLASS
     chosen_on: str = "validation"
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> OperatingPoint:
         if self.positive_class not in self.class_names:
             raise ValueError(f"positive class {self.positive_class!r} is not one of {list(self.class_names)}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold {self.threshold} is not a probability")
+        return self
 
 
 def save_operating_point(point: OperatingPoint, folder: Path) -> Path:
+    """Writes every field, defaults included: prediction must not depend on this cxr's defaults."""
     path = Path(folder) / OPERATING_POINT_FILE
-    path.write_text(json.dumps(asdict(point), indent=2) + "\n")
+    path.write_text(json.dumps(point.model_dump(mode="json"), indent=2) + "\n")
     return path
 
 
 def load_operating_point(folder_or_file: Path) -> OperatingPoint | None:
-    """The operating point stored in a folder (or file); None when there is none."""
+    """The operating point stored in a folder (or file), validated; None when there is none.
+
+    A file without a ``format`` field predates the field and holds format 1's fields: it is read as such.
+    """
     path = Path(folder_or_file)
     if path.is_dir():
         path = path / OPERATING_POINT_FILE
     if not path.exists():
         return None
     fields = json.loads(path.read_text())
-    return OperatingPoint(**{**fields, "class_names": tuple(fields["class_names"])})
+    if isinstance(fields, dict) and "format" not in fields:
+        fields = {"format": FORMAT, **fields}
+    fix = "re-run `cxr evaluate` for this model, or pass another --operating-point"
+    return validate_document(
+        OperatingPoint, fields, str(path), OPERATING_POINT_FORMAT, OPERATING_POINT_VERSION, fix
+    )
 
 
 def decide(

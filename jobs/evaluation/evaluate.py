@@ -17,6 +17,9 @@ import numpy as np
 
 from jobs.atomic import check_writable, write_text_atomically
 from jobs.contracts.operating_point import POSITIVE_CLASS, OperatingPoint, save_operating_point
+from jobs.contracts.results import Evaluation, json_text
+from jobs.contracts.results.card import MODEL_CARD_FILE
+from jobs.contracts.results.metrics import FORMAT, Verdict
 from jobs.contracts.tasks import task_classes, task_targets
 from jobs.data.reader import META_COLUMNS, Dataset, open_dataset, to_float
 from jobs.evaluation import plots
@@ -25,7 +28,7 @@ from jobs.evaluation.calibration import calibration_report
 from jobs.evaluation.conclusions import shortcut_verdict
 from jobs.evaluation.inference import batched_outputs
 from jobs.evaluation.metrics import evaluate_predictions, json_safe
-from jobs.evaluation.model_card import MODEL_CARD_FILE, model_card
+from jobs.evaluation.model_card import model_card
 from jobs.evaluation.probe import penultimate_features, source_probe
 from jobs.evaluation.sagemaker_card import SAGEMAKER_MODEL_CARD_FILE, content_text
 from jobs.evaluation.source_report import summary_rows
@@ -33,7 +36,6 @@ from jobs.evaluation.subgroups import subgroup_report
 from jobs.evaluation.thresholds import DEFAULT_RULE, choose_threshold, rates_at_threshold
 from jobs.experiment import provenance
 
-FORMAT = "cxr-evaluation/1"
 MODEL_FILES = ("model.keras", "config.json", "history.json")
 # Row attributes the subgroups use when the ETL wrote them (older datasets lack some).
 OPTIONAL_COLUMNS = ("age", "sex", "view")
@@ -426,7 +428,7 @@ def run_evaluation(request: EvaluationRequest) -> dict:
     write_predictions(out / "predictions.csv", sets, classes)
     save_operating_point(point, out)
 
-    result = json_safe(
+    content = json_safe(
         {
             "format": FORMAT,
             "model": config["model"],
@@ -453,9 +455,10 @@ def run_evaluation(request: EvaluationRequest) -> dict:
             "provenance": {"training": config.get("provenance"), "evaluation": provenance.machine()},
         }
     )
-    result["test"]["audit"]["verdict"] = shortcut_verdict(summary_rows(result))
-    result["model_card"] = model_card(result, dataset.manifest)
-    write_text_atomically(out / MODEL_CARD_FILE, json.dumps(result["model_card"], indent=2, allow_nan=False))
-    write_text_atomically(out / SAGEMAKER_MODEL_CARD_FILE, content_text(result["model_card"]))
-    write_text_atomically(out / "metrics.json", json.dumps(result, indent=2, allow_nan=False))
-    return result
+    result = Evaluation.model_validate(content)
+    result.test.audit.verdict = Verdict.model_validate(shortcut_verdict(summary_rows(result)))
+    result.model_card = model_card(result, dataset.manifest)
+    write_text_atomically(out / MODEL_CARD_FILE, json_text(result.model_card))
+    write_text_atomically(out / SAGEMAKER_MODEL_CARD_FILE, content_text(result.model_card))
+    write_text_atomically(out / "metrics.json", json_text(result))
+    return result.dump()

@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from jobs.atomic import write_text_atomically
+from jobs.contracts.results import Evaluation, ResultsError, SetMetrics, json_text, read_metrics
+from jobs.contracts.results.metrics import EVALUATION_FORMAT, ClassScores
+from jobs.contracts.results.report import FORMAT, Machine, Report, RunSummary
 from jobs.data.reader import DatasetError, open_dataset
 from jobs.evaluation.conclusions import read_run
-from jobs.evaluation.evaluate import FORMAT as EVALUATION_FORMAT
 from jobs.evaluation.html_parts import esc as _e
 from jobs.evaluation.html_parts import num as _n
 from jobs.evaluation.html_parts import table as _table
@@ -38,7 +40,6 @@ from jobs.evaluation.source_report import (
 
 LOG = logging.getLogger(__name__)
 
-FORMAT = "cxr-report/1"
 REJECTED_SHOWN = 200
 
 
@@ -51,7 +52,7 @@ def find_evaluations(folder: Path) -> list[Path]:
     found = []
     for path in sorted(folder.rglob("metrics.json")):
         try:
-            if json.loads(path.read_text()).get("format") == EVALUATION_FORMAT:
+            if json.loads(path.read_text()).get("format", "").startswith(f"{EVALUATION_FORMAT}/"):
                 found.append(path.parent)
         except (json.JSONDecodeError, AttributeError):
             continue
@@ -63,21 +64,21 @@ def find_evaluations(folder: Path) -> list[Path]:
     return found
 
 
-def run_of(ev: dict) -> tuple[str, int | None]:
+def run_of(ev: Evaluation) -> tuple[str, int | None]:
     """(model, seed) of one evaluation."""
-    return ev.get("model"), ev.get("seed")
+    return ev.model, ev.seed
 
 
 def planned_only(
-    evaluations: dict[Path, dict], models: list[str] | None, seeds: list[int] | None = None
-) -> tuple[dict[Path, dict], list[dict]]:
+    evaluations: dict[Path, Evaluation], models: list[str] | None, seeds: list[int] | None = None
+) -> tuple[dict[Path, Evaluation], list[dict]]:
     """The evaluations of the runs (model and seed) the experiment plans, in its order, and those left out
     (an earlier experiment's, a model or seed since removed), so that a report never mixes experiments."""
     if models is None:
         return evaluations, []
     planned = [(m, s) for m in models for s in (seeds or [None])]
 
-    def wanted(ev: dict) -> bool:
+    def wanted(ev: Evaluation) -> bool:
         model, seed = run_of(ev)
         return model in models and (seeds is None or seed in seeds)
 
@@ -97,20 +98,20 @@ def planned_only(
         )
     order = {run: i for i, run in enumerate(planned)}
 
-    def position(item: tuple[Path, dict]) -> int:
+    def position(item: tuple[Path, Evaluation]) -> int:
         model, seed = run_of(item[1])
         return order[(model, seed if seeds else None)]
 
     kept = dict(sorted(kept.items(), key=position))
     left_out = [
-        {"model": ev.get("model"), "seed": ev.get("seed"), "folder": str(d)}
+        {"model": ev.model, "seed": ev.seed, "folder": str(d)}
         for d, ev in evaluations.items()
         if d not in kept
     ]
     return kept, left_out
 
 
-def find_manifest(folder: Path, explicit: str | None, evaluations: list[dict]) -> dict | None:
+def find_manifest(folder: Path, explicit: str | None, evaluations: list[Evaluation]) -> dict | None:
     """The ETL manifest: given (dataset root or its manifest.json, local or s3://), found in the folder,
     or read from the dataset the models were tested on."""
     if explicit:
@@ -120,77 +121,87 @@ def find_manifest(folder: Path, explicit: str | None, evaluations: list[dict]) -
         if manifest.get("format", "").startswith("cxr-dataset/"):
             return manifest
     for ev in evaluations:
+        if ev.test.dataset is None:
+            continue
         try:
-            return open_dataset(ev["test"]["dataset"]["uri"]).manifest
-        except (DatasetError, KeyError):
+            return open_dataset(ev.test.dataset.uri).manifest
+        except DatasetError:
             continue
     return None
 
 
-def _ci(bootstrap: dict, key: str) -> list[float] | None:
-    return (bootstrap or {}).get(key)
-
-
-def model_summary(ev: dict, folder: Path, reference: str | None) -> dict:
-    """One model's row of the side-by-side table, with everything the report shows about it."""
-    test = ev["test"]
-    report = test["report"]
-    audit = test.get("audit", {})
-    disease = summary_rows(ev)
+def _external_summary(m: SetMetrics) -> dict:
     return {
-        "disease_summary": disease,
-        "findings": [f"{ev['model']} {finding.text}." for finding in read_run(disease)],
-        "seed": ev.get("seed"),
-        "label": ev["model"] if ev.get("seed") is None else f"{ev['model']} seed {ev['seed']}",
-        "provenance": ev.get("provenance"),
-        "operating_point": ev.get("operating_point"),
-        "subgroups": test.get("subgroups"),
-        "source_probe": ev.get("source_probe"),
-        "model_card": ev.get("model_card"),
-        "model": ev["model"],
-        "task": ev["task"],
-        "folder": str(folder),
-        "classes": ev["classes"],
-        "accuracy": report["accuracy"],
-        "accuracy_ci": _ci(test.get("bootstrap"), "accuracy"),
-        "macro_f1_ci": _ci(test.get("bootstrap"), "macro_f1"),
-        "paper_accuracy": paper_accuracy(reference, ev["model"]),
-        "table": report,
-        "roc_auc": test.get("roc_auc"),
-        "rates": test.get("rates"),
-        "recall_ci": {c: _ci(test.get("bootstrap"), f"recall:{c}") for c in ev["classes"]},
-        "images": test["images"],
-        "patients": test["patients"],
-        "audit": {"verdict": audit.get("verdict"), "region": audit.get("region")},
-        "external": {
-            name: {
-                "accuracy": m["report"]["accuracy"],
-                "macro_f1": m["report"]["macro avg"]["f1-score"],
-                "accuracy_ci": _ci(m.get("bootstrap"), "accuracy"),
-                "images": m["images"],
-                "uri": m.get("dataset", {}).get("uri"),
-            }
-            for name, m in ev.get("external", {}).items()
-        },
-        "config": ev["config"],
-        "dataset": test.get("dataset"),
-        "evaluation_settings": ev.get("settings"),
-        "warnings": ev.get("warnings", []),
-        "epochs_run": len(ev.get("history", {}).get("epochs", [])),
+        "accuracy": m.accuracy,
+        "macro_f1": m.macro_f1,
+        "accuracy_ci": m.bootstrap.ci("accuracy"),
+        "images": m.images,
+        "uri": m.dataset.uri if m.dataset else None,
     }
 
 
-def machines(runs: list[dict]) -> list[dict]:
+def model_summary(ev: Evaluation, folder: Path, reference: str | None) -> RunSummary:
+    """One model's row of the side-by-side table, with everything the report shows about it."""
+    test = ev.test
+    audit = test.audit
+    disease = summary_rows(ev)
+    return RunSummary.model_validate(
+        {
+            "disease_summary": disease,
+            "findings": [f"{ev.model} {finding.text}." for finding in read_run(disease)],
+            "seed": ev.seed,
+            "label": ev.label,
+            "provenance": ev.provenance,
+            "operating_point": ev.operating_point,
+            "subgroups": test.subgroups,
+            "source_probe": ev.source_probe,
+            "model_card": ev.model_card,
+            "model": ev.model,
+            "task": ev.task,
+            "folder": str(folder),
+            "classes": ev.classes,
+            "accuracy": test.accuracy,
+            "accuracy_ci": test.bootstrap.ci("accuracy"),
+            "macro_f1_ci": test.bootstrap.ci("macro_f1"),
+            "paper_accuracy": paper_accuracy(reference, ev.model),
+            "table": test.report,
+            "roc_auc": test.roc_auc,
+            "rates": test.rates,
+            "recall_ci": {c: test.bootstrap.ci(f"recall:{c}") for c in ev.classes},
+            "images": test.images,
+            "patients": test.patients,
+            "audit": {"verdict": audit.verdict if audit else None, "region": audit.region if audit else None},
+            "external": {name: _external_summary(m) for name, m in ev.external.items()},
+            "config": ev.config,
+            "dataset": test.dataset,
+            "evaluation_settings": ev.settings,
+            "warnings": ev.warnings,
+            "epochs_run": len(ev.epochs),
+        }
+    )
+
+
+def machines(runs: list[RunSummary]) -> list[dict]:
     """Each distinct machine that trained or evaluated a run (CPU, its instruction sets, libraries)."""
     found: list[dict] = []
     for run in runs:
-        for part in ("training", "evaluation"):
-            machine = (run.get("provenance") or {}).get(part)
+        provenance = run.provenance
+        for machine in (provenance.training, provenance.evaluation) if provenance else ():
             if machine:
                 described = {k: machine.get(k) for k in ("cpu", "gpus", "tensorflow", "keras", "settings")}
                 if described not in found:
                     found.append(described)
     return found
+
+
+def _dataset_summary(manifest: dict | None) -> dict | None:
+    """The manifest's counts, rejections and settings, with the first rejected inputs."""
+    if not manifest:
+        return None
+    keys = ("image_shape", "counts", "rejected_by_reason", "excluded_by_rule", "settings", "fingerprint")
+    return {key: manifest.get(key) for key in keys} | {
+        "rejected": manifest.get("rejected", [])[:REJECTED_SHOWN]
+    }
 
 
 def build_report(
@@ -199,30 +210,18 @@ def build_report(
     experiment: dict | None = None,
     models: list[str] | None = None,
     seeds: list[int] | None = None,
-) -> tuple[dict, dict]:
+) -> tuple[Report, dict[Path, Evaluation]]:
     """(report.json content, {evaluation folder: metrics.json}) for the experiment in ``folder``; with
     ``models`` (and ``seeds``), only those runs' evaluations (the report lists the ones it left out)."""
     dirs = find_evaluations(folder)
-    evaluations, left_out = planned_only(
-        {d: json.loads((d / "metrics.json").read_text()) for d in dirs}, models, seeds
-    )
+    try:
+        found = {d: read_metrics(d) for d in dirs}
+    except ResultsError as exc:
+        raise ReportError(str(exc)) from None
+    evaluations, left_out = planned_only(found, models, seeds)
     experiment = experiment or {}
     reference = experiment.get("paper_reference")
     manifest = find_manifest(folder, manifest_uri, list(evaluations.values()))
-    dataset = None
-    if manifest:
-        dataset = {
-            key: manifest.get(key)
-            for key in (
-                "image_shape",
-                "counts",
-                "rejected_by_reason",
-                "excluded_by_rule",
-                "settings",
-                "fingerprint",
-            )
-        }
-        dataset["rejected"] = manifest.get("rejected", [])[:REJECTED_SHOWN]
     runs = [model_summary(ev, d, reference) for d, ev in evaluations.items()]
     report = json_safe(
         {
@@ -231,16 +230,16 @@ def build_report(
             "paper_reference": reference,
             "paper_headline": paper_headline(reference),
             "across_seeds": across_seeds_summary(runs),
-            "models": runs,
+            "models": [run.dump() for run in runs],
             "models_planned": models,
             "seeds_planned": seeds,
             "machines": machines(runs),
             "left_out": left_out,
-            "dataset": dataset,
+            "dataset": _dataset_summary(manifest),
             "experiment_settings": experiment or None,
         }
     )
-    return relative_places(report, places_root(folder, manifest_uri)), evaluations
+    return Report.model_validate(relative_places(report, places_root(folder, manifest_uri))), evaluations
 
 
 def places_root(folder: Path, manifest_uri: str | None) -> str | None:
@@ -287,8 +286,8 @@ def _image(folder: Path, name: str | None, alt: str) -> str:
     return f"<img class='fig' alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
 
 
-def _summary_table(report: dict) -> str:
-    paper = report["paper_headline"] is not None
+def _summary_table(report: Report) -> str:
+    paper = report.paper_headline is not None
     head = [
         "model",
         "task",
@@ -301,99 +300,99 @@ def _summary_table(report: dict) -> str:
         "shortcut audit",
     ] + (["paper accuracy"] if paper else [])
     rows = []
-    for m in report["models"]:
-        macro, weighted = m["table"]["macro avg"], m["table"]["weighted avg"]
-        verdict = (m["audit"]["verdict"] or {}).get("level", "–")
+    for m in report.models:
+        macro, weighted = _scores(m, "macro avg"), _scores(m, "weighted avg")
         row = [
-            f"<b>{_e(m['label'])}</b>",
-            _e(m["task"]),
-            _with_ci(m["accuracy"], m["accuracy_ci"]),
-            _n(macro["precision"]),
-            _n(macro["recall"]),
-            _with_ci(macro["f1-score"], m["macro_f1_ci"]),
-            _n(weighted["f1-score"]),
-            f"{m['images']} ({m['patients']})",
-            _e(verdict),
+            f"<b>{_e(m.label)}</b>",
+            _e(m.task),
+            _with_ci(m.accuracy, m.accuracy_ci),
+            _n(macro.precision),
+            _n(macro.recall),
+            _with_ci(macro.f1_score, m.macro_f1_ci),
+            _n(weighted.f1_score),
+            f"{m.images} ({m.patients})",
+            _e(m.audit.verdict.level if m.audit.verdict else "–"),
         ]
         if paper:
-            row.append(f"<span class='paper'>{_n(m['paper_accuracy'])}</span>")
+            row.append(f"<span class='paper'>{_n(m.paper_accuracy)}</span>")
         rows.append(row)
     return _table(head, rows, left=2)
 
 
-def _class_table(m: dict) -> str:
+def _scores(m: RunSummary, row: str) -> ClassScores:
+    """A row of the run's classification report (a class, ``macro avg`` or ``weighted avg``)."""
+    scores = m.table[row]
+    if not isinstance(scores, ClassScores):
+        raise ReportError(f"{m.folder}/metrics.json: field 'test.report.{row}' is not a row of scores")
+    return scores
+
+
+def _class_table(m: RunSummary) -> str:
     """The paper's Table 1/2 layout for one model, with our extra per-class columns."""
-    t = m["table"]
     rows = []
-    for c in m["classes"]:
-        r, rates = t[c], (m["rates"] or {}).get(c, {})
+    for c in m.classes:
+        r, rates = _scores(m, c), (m.rates or {}).get(c)
         rows.append(
             [
                 _e(c),
-                _n(r["precision"]),
-                _with_ci(r["recall"], m["recall_ci"].get(c)),
-                _n(r["f1-score"]),
-                str(int(r["support"])),
-                _n(rates.get("specificity")),
-                _n((m["roc_auc"] or {}).get(c)),
+                _n(r.precision),
+                _with_ci(r.recall, m.recall_ci.get(c)),
+                _n(r.f1_score),
+                str(int(r.support)),
+                _n(rates.specificity if rates else None),
+                _n((m.roc_auc or {}).get(c)),
             ]
         )
-    rows.append(["accuracy", "", "", _n(t["accuracy"]), str(int(t["macro avg"]["support"])), "", ""])
+    rows.append(
+        ["accuracy", "", "", _n(m.table["accuracy"]), str(int(_scores(m, "macro avg").support)), "", ""]
+    )
     for avg in ("macro avg", "weighted avg"):
-        r = t[avg]
-        rows.append(
-            [avg, _n(r["precision"]), _n(r["recall"]), _n(r["f1-score"]), str(int(r["support"])), "", ""]
-        )
+        r = _scores(m, avg)
+        rows.append([avg, _n(r.precision), _n(r.recall), _n(r.f1_score), str(int(r.support)), "", ""])
     head = ["", "precision", "recall (sensitivity) [95% CI]", "f1-score", "support", "specificity", "ROC AUC"]
-    return f"<div><h3>{_e(m['label'])}</h3>{_table(head, rows)}</div>"
+    return f"<div><h3>{_e(m.label)}</h3>{_table(head, rows)}</div>"
 
 
-def _external_table(report: dict) -> str:
-    names = sorted({n for m in report["models"] for n in m["external"]})
+def _external_table(report: Report) -> str:
+    names = sorted({n for m in report.models for n in m.external})
     if not names:
         return "<p class='muted'>No external test set was evaluated (evaluate --external NAME=URI).</p>"
     head = ["model", "test split accuracy", "test split macro F1"]
     head += [f"{_e(n)} accuracy" for n in names] + [f"{_e(n)} macro F1" for n in names]
     rows = []
-    for m in report["models"]:
-        ext = m["external"]
+    for m in report.models:
+        ext = m.external
         rows.append(
-            [
-                _e(m["label"]),
-                _with_ci(m["accuracy"], m["accuracy_ci"]),
-                _n(m["table"]["macro avg"]["f1-score"]),
-            ]
-            + [_with_ci(ext[n]["accuracy"], ext[n]["accuracy_ci"]) if n in ext else "–" for n in names]
-            + [_n(ext[n]["macro_f1"]) if n in ext else "–" for n in names]
+            [_e(m.label), _with_ci(m.accuracy, m.accuracy_ci), _n(_scores(m, "macro avg").f1_score)]
+            + [_with_ci(ext[n].accuracy, ext[n].accuracy_ci) if n in ext else "–" for n in names]
+            + [_n(ext[n].macro_f1) if n in ext else "–" for n in names]
         )
     return _table(head, rows)
 
 
-def _audit_section(report: dict) -> str:
+def _audit_section(report: Report) -> str:
     rows, verdicts = [], []
-    for m in report["models"]:
-        v = m["audit"]["verdict"]
-        by_kind = {r["kind"]: r for r in m["disease_summary"]}
+    for m in report.models:
+        v = m.audit.verdict
+        by_kind = {r.kind: r for r in m.disease_summary}
         if not v or "lungs hidden" not in by_kind:
             continue
         whole, hidden = by_kind["internal"], by_kind["lungs hidden"]
         rows.append(
             [
-                _e(m["label"]),
-                _with_ci(whole["roc_auc"], whole.get("roc_auc_ci")),
-                _with_ci(hidden["roc_auc"], hidden.get("roc_auc_ci")),
-                _with_ci(whole["macro_f1"], whole["macro_f1_ci"]),
-                _with_ci(hidden["macro_f1"], hidden["macro_f1_ci"]),
-                _n(hidden["majority_class_macro_f1"]),
-                _e(v["level"]),
+                _e(m.label),
+                _with_ci(whole.roc_auc, whole.roc_auc_ci),
+                _with_ci(hidden.roc_auc, hidden.roc_auc_ci),
+                _with_ci(whole.macro_f1, whole.macro_f1_ci),
+                _with_ci(hidden.macro_f1, hidden.macro_f1_ci),
+                _n(hidden.majority_class_macro_f1),
+                _e(v.level),
             ]
         )
-        verdicts.append(
-            f"<div class='verdict {_e(v['level'])}'><b>{_e(m['label'])}</b>: {_e(v['text'])}</div>"
-        )
+        verdicts.append(f"<div class='verdict {_e(v.level)}'><b>{_e(m.label)}</b>: {_e(v.text)}</div>")
     if not rows:
         return "<p class='muted'>No shortcut audit in these evaluations.</p>"
-    region = report["models"][0]["audit"]["region"]
+    region = report.models[0].audit.region or {}
     note = (
         f"<p class='muted'>Lung region: one fixed ellipse, centre ({region['centre_x']:.0%}, "
         f"{region['centre_y']:.0%}) of width and height, semi-axes {region['semi_axis_x']:.0%} x "
@@ -457,37 +456,34 @@ def _dataset_section(dataset: dict | None) -> str:
     return "".join(parts)
 
 
-def _figures(m: dict, ev: dict, folder: Path) -> str:
-    files = ev.get("files", {})
-    gradcam = ev.get("gradcam") or {}
-    layer = f" (layer {_e(gradcam['layer'])})" if gradcam.get("layer") else ""
+def _figures(m: RunSummary, ev: Evaluation, folder: Path) -> str:
+    files, gradcam = ev.files, ev.gradcam
+    layer = f" (layer {_e(gradcam.layer)})" if gradcam and gradcam.layer else ""
     ext = "".join(
         f"<h4>{_e(name)}</h4>"
-        + _image(
-            folder, e.get("files", {}).get("confusion_matrix"), f"{m['label']} confusion matrix on {name}"
-        )
-        for name, e in ev.get("external", {}).items()
+        + _image(folder, (e.files or {}).get("confusion_matrix"), f"{m.label} confusion matrix on {name}")
+        for name, e in ev.external.items()
     )
     return (
-        f"<h3>{_e(m['label'])}</h3>"
-        + _image(folder, files.get("learning_curves"), f"{m['label']} learning curves")
-        + _image(folder, files.get("confusion_matrix"), f"{m['label']} confusion matrix")
-        + _image(folder, files.get("roc_curves"), f"{m['label']} ROC curves")
+        f"<h3>{_e(m.label)}</h3>"
+        + _image(folder, files.get("learning_curves"), f"{m.label} learning curves")
+        + _image(folder, files.get("confusion_matrix"), f"{m.label} confusion matrix")
+        + _image(folder, files.get("roc_curves"), f"{m.label} ROC curves")
         + f"<h4>Grad-CAM{layer}: most confident correct and wrong test images per class</h4>"
-        + _image(folder, gradcam.get("file"), f"{m['label']} Grad-CAM")
+        + _image(folder, gradcam.file if gradcam else None, f"{m.label} Grad-CAM")
         + ext
     )
 
 
-def _seed_figures(report: dict, evaluations: dict[Path, dict], out: Path) -> str:
+def _seed_figures(report: Report, evaluations: dict[Path, Evaluation], out: Path) -> str:
     """Per model, its learning curves and test ROC curves with one line per seed (files in ``out``)."""
     parts = []
-    for summary in report["across_seeds"]:
-        model = summary["model"]
-        mine = [(ev.get("seed"), folder, ev) for folder, ev in evaluations.items() if ev["model"] == model]
-        positive = (mine[0][2].get("operating_point") or {}).get("positive_class", "COVID-19")
+    for summary in report.across_seeds:
+        model = summary.model
+        mine = [(ev.seed, folder, ev) for folder, ev in evaluations.items() if ev.model == model]
+        positive = mine[0][2].operating_point.positive_class
         curves = learning_curves_by_seed(
-            model, [(s, ev) for s, _, ev in mine], out / f"{model}-learning-by-seed.png"
+            model, [(s, ev.epochs) for s, _, ev in mine], out / f"{model}-learning-by-seed.png"
         )
         roc = roc_by_seed(model, [(s, f) for s, f, _ in mine], positive, out / f"{model}-roc-by-seed.png")
         parts.append(
@@ -497,92 +493,99 @@ def _seed_figures(report: dict, evaluations: dict[Path, dict], out: Path) -> str
     return "<div class='tables'>" + "".join(parts) + "</div>"
 
 
-def _machines_section(found: list[dict]) -> str:
+def _machine_item(m: Machine) -> str:
+    cpu, settings = m.cpu or {}, m.settings or {}
+    return (
+        f"<li>{_e(cpu.get('model'))} ({_e(cpu.get('cores'))} cores; "
+        f"{_e(' '.join(cpu.get('isa') or []))}), GPUs {_e(', '.join(m.gpus or []) or 'none')}, "
+        f"TensorFlow {_e(m.tensorflow)}, Keras {_e(m.keras)}, settings "
+        f"{_e(', '.join(f'{k}={v}' for k, v in settings.items() if v) or 'defaults')}</li>"
+    )
+
+
+def _machines_section(found: list[Machine]) -> str:
     """Which machines made the figures: another CPU may train other weights from the same seed."""
     if not found:
         return ""
-    items = "".join(
-        f"<li>{_e(m['cpu'].get('model'))} ({_e(m['cpu'].get('cores'))} cores; "
-        f"{_e(' '.join(m['cpu'].get('isa') or []))}), GPUs {_e(', '.join(m['gpus']) or 'none')}, "
-        f"TensorFlow {_e(m['tensorflow'])}, Keras {_e(m['keras'])}, settings "
-        f"{_e(', '.join(f'{k}={v}' for k, v in m['settings'].items() if v) or 'defaults')}</li>"
-        for m in found
+    return f"<p class='muted'>Made on:</p><ul class='muted'>{''.join(map(_machine_item, found))}</ul>"
+
+
+def _reproduction(m: RunSummary) -> str:
+    """The run's dataset, test set and exact configuration, as the reproduction section shows them."""
+    dataset = m.dataset
+    settings = {
+        "config": m.config,
+        "evaluation": m.evaluation_settings.dump() if m.evaluation_settings else None,
+    }
+    return (
+        f"<h3>{_e(m.label)}</h3><p>dataset fingerprint <code>{_e(m.config.get('dataset_fingerprint'))}"
+        f"</code>, tested on <code>{_e(dataset.uri if dataset else None)}</code> "
+        f"(split {_e(dataset.split if dataset else None)}, fingerprint "
+        f"<code>{_e(dataset.fingerprint if dataset else None)}</code>), {m.epochs_run} epochs run</p>"
+        f"<pre>{_e(json.dumps(settings, indent=1))}</pre>"
     )
-    return f"<p class='muted'>Made on:</p><ul class='muted'>{items}</ul>"
 
 
-def _reproduction(m: dict) -> dict:
-    return {"config": m["config"], "evaluation": m["evaluation_settings"]}
-
-
-def render_html(report: dict, evaluations: dict[Path, dict], out: Path) -> str:
-    headline = report["paper_headline"]
-    paper_note = (
-        (
-            f"<p>Paper's best accuracy for this experiment: <span class='paper'>{_n(headline['accuracy'])}"
-            f"</span>{' (' + _e(headline['model']) + ')' if headline['model'] else ''}. Our numbers "
-            "come from our own data and training settings; read them together with the shortcut audit "
-            "below.</p>"
-        )
-        if headline
-        else "<p class='muted'>Not one of the paper's experiments: no paper figures shown.</p>"
+def _paper_note(headline: dict | None) -> str:
+    if not headline:
+        return "<p class='muted'>Not one of the paper's experiments: no paper figures shown.</p>"
+    return (
+        f"<p>Paper's best accuracy for this experiment: <span class='paper'>{_n(headline['accuracy'])}"
+        f"</span>{' (' + _e(headline['model']) + ')' if headline['model'] else ''}. Our numbers "
+        "come from our own data and training settings; read them together with the shortcut audit "
+        "below.</p>"
     )
-    warnings = [f"<li>{_e(m['label'])}: {_e(w)}</li>" for m in report["models"] for w in m["warnings"]]
+
+
+def render_html(report: Report, evaluations: dict[Path, Evaluation], out: Path) -> str:
+    warnings = [f"<li>{_e(m.label)}: {_e(w)}</li>" for m in report.models for w in m.warnings]
     warnings += [
-        f"<li>left out {_e(x['model'])} ({_e(x['folder'])}): not a model this experiment plans</li>"
-        for x in report.get("left_out", [])
+        f"<li>left out {_e(x.model)} ({_e(x.folder)}): not a model this experiment plans</li>"
+        for x in report.left_out
     ]
-    reproduce = "".join(
-        f"<h3>{_e(m['label'])}</h3><p>dataset fingerprint <code>{_e(m['config'].get('dataset_fingerprint'))}"
-        f"</code>, tested on <code>{_e((m['dataset'] or {}).get('uri'))}</code> "
-        f"(split {_e((m['dataset'] or {}).get('split'))}, fingerprint "
-        f"<code>{_e((m['dataset'] or {}).get('fingerprint'))}</code>), {m['epochs_run']} epochs run</p>"
-        f"<pre>{_e(json.dumps(_reproduction(m), indent=1))}</pre>"
-        for m in report["models"]
-    )
     figures = "".join(
-        _figures(m, ev, folder) for m, (folder, ev) in zip(report["models"], evaluations.items(), strict=True)
+        _figures(m, ev, folder) for m, (folder, ev) in zip(report.models, evaluations.items(), strict=True)
     )
-    dataset = report["dataset"]
+    dataset = report.dataset
     body = [
-        f"<h1>Experiment {_e(report['experiment'])}</h1>",
-        f"<p class='muted'>{len(report['models'])} run(s); generated "
+        f"<h1>Experiment {_e(report.experiment)}</h1>",
+        f"<p class='muted'>{len(report.models)} run(s); generated "
         f"{_e(datetime.now(UTC).isoformat(timespec='seconds'))}; dataset "
         f"fingerprint <code>{_e((dataset or {}).get('fingerprint'))}</code></p>",
         "<ul class='warn'>" + "".join(warnings) + "</ul>" if warnings else "",
         "<h2>How much of it is the disease? Across seeds</h2>",
-        across_seeds_section(report["across_seeds"]),
+        across_seeds_section(report.across_seeds),
         _seed_figures(report, evaluations, out),
-        _machines_section(report["machines"]),
+        _machines_section(report.machines),
         "<h2>Each seed: internal, lungs hidden, within-source and external</h2>",
-        summary_section(report["models"]),
+        summary_section(report.models),
         "<h2>Models side by side (test split)</h2>",
-        paper_note,
+        _paper_note(report.paper_headline),
         _summary_table(report),
         "<h2>Per-class results (layout of the paper's Tables 1 and 2)</h2>",
-        "<div class='tables'>" + "".join(_class_table(m) for m in report["models"]) + "</div>",
+        "<div class='tables'>" + "".join(_class_table(m) for m in report.models) + "</div>",
         "<h2>Shortcut audit: does the model read the lungs?</h2>",
         _audit_section(report),
         "<h2>External test sets</h2>",
         _external_table(report),
         "<h2>Calibration and the operating threshold</h2>",
-        calibration_section(report["models"], evaluations, _image),
+        calibration_section(report.models, evaluations, _image),
         "<h2>Subgroups</h2>",
-        subgroups_section(report["models"]),
+        subgroups_section(report.models),
         "<h2>Source probe: do the features carry the source?</h2>",
-        probe_section(report["models"]),
+        probe_section(report.models),
         "<h2>Learning curves, confusion matrices, ROC curves and Grad-CAM</h2>",
         figures,
         "<h2>Dataset (ETL manifest)</h2>",
         _dataset_section(dataset),
         "<h2>Reproduction: exact configuration</h2>",
-        reproduce,
+        "".join(_reproduction(m) for m in report.models),
         "<h2>Model cards (also model_card.json next to each evaluation)</h2>",
-        model_cards_section(report["models"]),
+        model_cards_section(report.models),
     ]
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>cxr report: {_e(report['experiment'])}</title><style>{_CSS}</style></head><body>"
+        f"<title>cxr report: {_e(report.experiment)}</title><style>{_CSS}</style></head><body>"
         + "".join(body)
         + "</body></html>"
     )
@@ -596,11 +599,12 @@ def write_report(
     models: list[str] | None = None,
     seeds: list[int] | None = None,
 ) -> dict:
+    """Writes report.json and report.html; returns report.json's content."""
     report, evaluations = build_report(folder, manifest_uri, experiment, models, seeds)
-    write_text_atomically(output / "report.json", json.dumps(report, indent=2, allow_nan=False))
+    write_text_atomically(output / "report.json", json_text(report))
     output.mkdir(parents=True, exist_ok=True)
     write_text_atomically(output / "report.html", render_html(report, evaluations, output))
-    return report
+    return report.dump()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from jobs.contracts.results import ModelCard
+from jobs.contracts.results.card import Headline, Lineage
+
 SAGEMAKER_MODEL_CARD_FILE = "sagemaker_model_card.json"
 # CreateModelCard's Content: "Length Constraints: Minimum length of 0. Maximum length of 100000."
 CONTENT_MAX_CHARS = 100_000
@@ -38,13 +41,14 @@ def _metric(name: str, value: Any, notes: str | None = None) -> dict:
     return item
 
 
-def _headline_metrics(headline: dict) -> list[dict]:
+def _headline_metrics(headline: Headline) -> list[dict]:
     """Each figure of ``model_card.headline``; an interval (``*_ci``) as notes plus its two bounds."""
+    figures = headline.dump()
     data = []
-    for name, value in headline.items():
+    for name, value in figures.items():
         if name.endswith("_ci"):
             continue
-        ci = headline.get(f"{name}_ci")
+        ci = figures.get(f"{name}_ci")
         notes = f"95% interval over patients (bootstrap): {ci[0]:.4f} to {ci[1]:.4f}" if ci else None
         data.append(_metric(name, value, notes))
         if ci:
@@ -52,28 +56,27 @@ def _headline_metrics(headline: dict) -> list[dict]:
     return data
 
 
-def _evaluation(key: str, headline: dict, card: dict) -> dict:
-    point = card.get("operating_point") or {}
+def _evaluation(key: str, headline: Headline, card: ModelCard) -> dict:
+    point = card.operating_point
     internal = key == "internal_test"
     name = "internal test split" if internal else f"external set {key.partition(':')[2]}"
+    lineage = card.data_lineage
     metadata = {
         "set": key,
-        "operating_rule": point.get("rule"),
-        "threshold": point.get("threshold"),
-        "positive_class": point.get("positive_class"),
-        "threshold_chosen_on": point.get("chosen_on"),
-        "dataset_fingerprint": (card.get("data_lineage") or {}).get("dataset_fingerprint")
-        if internal
-        else None,
+        "operating_rule": point.rule,
+        "threshold": point.threshold,
+        "positive_class": point.positive_class,
+        "threshold_chosen_on": point.chosen_on,
+        "dataset_fingerprint": lineage.dataset_fingerprint if internal and lineage else None,
     }
-    group = [*_headline_metrics(headline), _metric("operating threshold", point.get("threshold"))]
+    group = [*_headline_metrics(headline), _metric("operating threshold", point.threshold)]
     return {
         "name": fit(name, _NAME),
         "evaluation_observation": fit(
-            f"{headline.get('images')} images of {headline.get('patients')} patients. Intervals are 95% "
+            f"{headline.images} images of {headline.patients} patients. Intervals are 95% "
             "bootstrap intervals over patients; sensitivity and specificity are taken at the operating "
-            f"threshold on P({point.get('positive_class')}) chosen on the {point.get('chosen_on')} split by "
-            f"the rule {point.get('rule')}. majority_class_macro_f1 is always answering the most common class.",
+            f"threshold on P({point.positive_class}) chosen on the {point.chosen_on} split by "
+            f"the rule {point.rule}. majority_class_macro_f1 is always answering the most common class.",
             _LONG,
         ),
         "metadata": {k: fit(str(v), _SHORT) for k, v in metadata.items() if v is not None},
@@ -81,76 +84,75 @@ def _evaluation(key: str, headline: dict, card: dict) -> dict:
     }
 
 
-def _training(card: dict) -> dict:
-    training = card.get("training") or {}
-    lineage = card.get("data_lineage") or {}
-    shape = "x".join(str(n) for n in training.get("image_shape") or []) or "unknown"
+def _training(card: ModelCard) -> dict:
+    training = card.training
+    sources = card.data_lineage.sources if card.data_lineage else []
+    shape = "x".join(str(n) for n in training.image_shape or []) or "unknown"
     return {
         "training_observations": fit(
-            f"{training.get('epochs_trained')} epochs at image shape {shape}; initial weights "
-            f"{training.get('weights')}; input normalisation {training.get('normalisation')}.",
+            f"{training.epochs_trained} epochs at image shape {shape}; initial weights "
+            f"{training.weights}; input normalisation {training.normalisation}.",
             _SHORT,
         ),
         "training_job_details": {
-            "training_datasets": [
-                fit(f"{s['uri']} ({s['kind']})", _SHORT) for s in lineage.get("sources") or []
-            ],
+            "training_datasets": [fit(f"{s.uri} ({s.kind})", _SHORT) for s in sources],
             "training_metrics": [
                 {"name": fit(f"final epoch {k}", _METRIC_NAME), "value": v}
-                for k, v in (training.get("final_epoch") or {}).items()
+                for k, v in training.final_epoch.items()
             ],
             "hyper_parameters": [
                 {"name": fit(str(k), _METRIC_NAME), "value": fit(str(v), _METRIC_NAME)}
-                for k, v in (training.get("hyperparameters") or {}).items()
+                for k, v in (training.hyperparameters or {}).items()
             ],
         },
     }
 
 
-def _custom_details(card: dict) -> dict[str, str]:
+def _lineage_details(lineage: Lineage | None) -> dict[str, object]:
+    """Lineage fingerprints, selection and counts; nothing without a manifest."""
+    if lineage is None:
+        return {}
+    counts = lineage.counts
+    return {
+        "dataset_fingerprint": lineage.dataset_fingerprint,
+        "selection": json.dumps(lineage.selection, sort_keys=True) if lineage.selection else None,
+        "counts_by_split_class": json.dumps(counts.get("by_split_class"), sort_keys=True) if counts else None,
+        **{f"metadata_sha256 {path}": sha for path, sha in (lineage.metadata_sha256 or {}).items()},
+    }
+
+
+def _custom_details(card: ModelCard) -> dict[str, str]:
     """What has no field of its own: lineage fingerprints and counts, and each limitation whole."""
-    lineage = card.get("data_lineage") or {}
     details = {
-        "model_card_format": card.get("format"),
-        "dataset_fingerprint": lineage.get("dataset_fingerprint"),
-        "selection": json.dumps(lineage.get("selection"), sort_keys=True)
-        if lineage.get("selection")
-        else None,
-        "counts_by_split_class": json.dumps(
-            (lineage.get("counts") or {}).get("by_split_class"), sort_keys=True
-        )
-        if lineage.get("counts")
-        else None,
-        **{f"metadata_sha256 {path}": sha for path, sha in (lineage.get("metadata_sha256") or {}).items()},
-        **{
-            f"known_limitation_{i:02d}": note for i, note in enumerate(card.get("known_limitations") or [], 1)
-        },
+        "model_card_format": card.format,
+        **_lineage_details(card.data_lineage),
+        **{f"known_limitation_{i:02d}": note for i, note in enumerate(card.known_limitations, 1)},
     }
     return {k: fit(str(v), _SHORT) for k, v in details.items() if v is not None}
 
 
-def sagemaker_content(card: dict) -> dict:
+def sagemaker_content(card: ModelCard) -> dict:
     """The SageMaker Model Card content of one ``model_card.json`` (pure: same card, same content)."""
-    classes = list(card.get("classes") or [])
-    lineage = card.get("data_lineage") or {}
-    training = card.get("training") or {}
-    selection = "; ".join(f"{k}: {v}" for k, v in (lineage.get("selection") or {}).items())
-    limitations = card.get("known_limitations") or []
+    classes = card.classes
+    training = card.training
+    selection = "; ".join(
+        f"{k}: {v}" for k, v in (card.data_lineage.selection if card.data_lineage else {}).items()
+    )
+    limitations = card.known_limitations
     return {
         "model_overview": {
             "model_description": fit(
-                f"{card['model']}: chest X-ray classifier ({card['task']} task; classes {', '.join(classes)}).",
+                f"{card.model}: chest X-ray classifier ({card.task} task; classes {', '.join(classes)}).",
                 _SHORT,
             ),
-            "problem_type": f"Image classification ({card['task']})",
+            "problem_type": f"Image classification ({card.task})",
             "algorithm_type": fit(
-                f"{card['model']} (Keras), initial weights {training.get('weights')}, "
-                f"normalisation {training.get('normalisation')}",
+                f"{card.model} (Keras), initial weights {training.weights}, normalisation {training.normalisation}",
                 _SHORT,
             ),
         },
         "intended_uses": {
-            "intended_uses": fit(card["intended_use"], _MEDIUM),
+            "intended_uses": fit(card.intended_use, _MEDIUM),
             "factors_affecting_model_efficiency": fit(f"Images selected by the ETL as {selection}.", _MEDIUM)
             if selection
             else "The dataset manifest was not available: the selection is unknown.",
@@ -159,9 +161,7 @@ def sagemaker_content(card: dict) -> dict:
             "business_problem": fit(f"Tell {', '.join(classes)} apart on chest X-rays.", _MEDIUM)
         },
         "training_details": _training(card),
-        "evaluation_details": [
-            _evaluation(key, headline, card) for key, headline in (card.get("metrics") or {}).items()
-        ],
+        "evaluation_details": [_evaluation(key, headline, card) for key, headline in card.metrics.items()],
         "additional_information": {
             "caveats_and_recommendations": fit("\n".join(f"- {note}" for note in limitations), _MEDIUM)
             if limitations
@@ -171,7 +171,7 @@ def sagemaker_content(card: dict) -> dict:
     }
 
 
-def content_text(card: dict) -> str:
+def content_text(card: ModelCard) -> str:
     """``sagemaker_content`` as the string CreateModelCard takes; refuses one over its 100,000 characters."""
     text = json.dumps(sagemaker_content(card), indent=1, allow_nan=False)
     if len(text) > CONTENT_MAX_CHARS:

@@ -19,11 +19,10 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from jobs.evaluation.plots import _save  # noqa: E402
 
 
-def learning_curves_by_seed(model: str, runs: list[tuple[int, dict]], path: Path) -> Path:
-    """Validation accuracy and loss per epoch, one line per seed (``runs``: seed, metrics.json)."""
+def learning_curves_by_seed(model: str, runs: list[tuple[int | None, list[dict]]], path: Path) -> Path:
+    """Validation accuracy and loss per epoch, one line per seed (``runs``: seed, its training epochs)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for seed, ev in runs:
-        epochs = (ev.get("history") or {}).get("epochs") or []
+    for seed, epochs in runs:
         x = np.arange(1, len(epochs) + 1)
         for ax, key in zip(axes, ("val_accuracy", "val_loss"), strict=True):
             ax.plot(x, [e.get(key, np.nan) for e in epochs], marker=".", label=f"seed {seed}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
+from jobs.contracts.results.report import Figure, ModelAcrossSeeds, RunSummary, SeedRow
 from jobs.evaluation import conclusions
 from jobs.evaluation.html_parts import esc, num, table
 
@@ -42,16 +43,16 @@ def _verdict(levels: list[str | None]) -> dict:
     return {"level": level if agreed else "seeds disagree", "per_seed": levels}
 
 
-def across_seeds_summary(runs: list[dict]) -> list[dict]:
+def across_seeds_summary(runs: list[RunSummary]) -> list[dict]:
     """Per model, in the runs' order: its seeds, each set's figures over them, the sentences and the
     audit's level. ``runs``: the report's per-run summaries (``report.model_summary``)."""
-    models: dict[str, list[dict]] = {}
+    models: dict[str, list[RunSummary]] = {}
     for run in runs:
-        models.setdefault(run["model"], []).append(run)
+        models.setdefault(run.model, []).append(run)
     summary = []
     for model, mine in models.items():
-        seeds = [run["seed"] for run in mine]
-        per_seed = [run["disease_summary"] for run in mine]
+        seeds = [run.seed for run in mine]
+        per_seed = [[row.dump() for row in run.disease_summary] for run in mine]
         names = [row["set"] for row in per_seed[0]]
         rows = [_set_row([next(r for r in rows if r["set"] == name) for rows in per_seed]) for name in names]
         summary.append(
@@ -60,30 +61,30 @@ def across_seeds_summary(runs: list[dict]) -> list[dict]:
                 "seeds": seeds,
                 "rows": rows,
                 "sentences": conclusions.across_seeds(model, per_seed, seeds),
-                "audit": _verdict([((run["audit"] or {}).get("verdict") or {}).get("level") for run in mine]),
+                "audit": _verdict([run.audit.verdict.level if run.audit.verdict else None for run in mine]),
             }
         )
     return summary
 
 
-def figure_text(figure: dict) -> str:
+def figure_text(figure: Figure) -> str:
     """``median (min–max) [median CI]`` of one figure over seeds; the range only when seeds differ."""
-    if figure["median"] is None:
+    if figure.median is None:
         return "–"
-    text = num(figure["median"])
-    if figure["min"] != figure["max"]:
-        text += f" ({num(figure['min'])}–{num(figure['max'])})"
-    ci = figure["ci_median"]
+    text = num(figure.median)
+    if figure.min != figure.max:
+        text += f" ({num(figure.min)}–{num(figure.max)})"
+    ci = figure.ci_median
     return text + (f" [{num(ci[0])}, {num(ci[1])}]" if ci else "")
 
 
-def spread_text(row: dict) -> str:
+def spread_text(row: SeedRow) -> str:
     """The seeds' spread (max − min) of macro F1 and ROC AUC on one set."""
     parts = []
     for name, label in (("macro_f1", "F1"), ("roc_auc", "AUC")):
-        figure = row["figures"][name]
-        if figure["median"] is not None:
-            parts.append(f"{label} {num(figure['max'] - figure['min'])}")
+        figure = row.figures[name]
+        if figure.median is not None:
+            parts.append(f"{label} {num(figure.max - figure.min)}")
     return ", ".join(parts) or "–"
 
 
@@ -102,27 +103,27 @@ HEAD = (
 )
 
 
-def table_rows(summary: list[dict]) -> list[list[str]]:
+def table_rows(summary: list[ModelAcrossSeeds]) -> list[list[str]]:
     """The across-seeds table as text cells, one row per model and set (the HTML and the README's)."""
     return [
         [
-            f"{m['model']} ({', '.join(str(s) for s in m['seeds'])})",
-            r["set"],
-            r["kind"],
-            f"{r['images']} ({r['patients']})",
-            figure_text(r["figures"]["macro_f1"]),
-            num(r["majority_class_macro_f1"]),
-            *(figure_text(r["figures"][name]) for name in ("roc_auc", "sensitivity", "specificity", "ece")),
+            f"{m.model} ({', '.join(str(s) for s in m.seeds)})",
+            r.set,
+            r.kind,
+            f"{r.images} ({r.patients})",
+            figure_text(r.figures["macro_f1"]),
+            num(r.majority_class_macro_f1),
+            *(figure_text(r.figures[name]) for name in ("roc_auc", "sensitivity", "specificity", "ece")),
             spread_text(r),
         ]
         for m in summary
-        for r in m["rows"]
+        for r in m.rows
     ]
 
 
-def across_seeds_section(summary: list[dict]) -> str:
+def across_seeds_section(summary: list[ModelAcrossSeeds]) -> str:
     rows = [[esc(cell) for cell in row] for row in table_rows(summary)]
-    sentences = "".join(f"<li>{esc(s)}</li>" for m in summary for s in m["sentences"])
+    sentences = "".join(f"<li>{esc(s)}</li>" for m in summary for s in m.sentences)
     return (
         "<p>Each model was trained once per seed. A figure is the median over seeds, with the range over "
         "seeds in parentheses and the median of the seeds' 95% patient-bootstrap intervals in brackets. "

@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jobs.contracts.results import Evaluation, SetMetrics
+from jobs.contracts.results.metrics import Subgroup
+from jobs.contracts.results.report import RunSummary
 from jobs.evaluation.html_parts import esc, num, table, with_ci
 
 # What an extra test set is: from elsewhere (another hospital or collection), or classes that share one
@@ -15,61 +18,57 @@ from jobs.evaluation.html_parts import esc, num, table, with_ci
 SET_KINDS = ("external", "within-source")
 
 
-def set_kind(metrics: dict) -> str:
+def set_kind(kind: str | None, sources_by_class: dict[str, list[str]] | None) -> str:
     """The kind the experiment gave the set; else ``within-source`` when it has two or more classes that
     all come from one source, and ``external`` otherwise (a one-class set from another hospital)."""
-    if metrics.get("kind") in SET_KINDS:
-        return metrics["kind"]
-    sources_by_class = metrics.get("sources_by_class") or {}
+    if kind in SET_KINDS:
+        return kind
+    sources_by_class = sources_by_class or {}
     sources = {s for names in sources_by_class.values() for s in names}
     return "within-source" if len(sources_by_class) >= 2 and len(sources) == 1 else "external"
 
 
-def _row(name: str, kind: str, m: dict, positive: str, bar: float | None) -> dict:
-    at = m.get("at_threshold") or {}
-    calibration = ((m.get("calibration") or {}).get("classes") or {}).get(positive) or {}
+def _row(name: str, kind: str, m: SetMetrics, positive: str, bar: float | None) -> dict:
+    at = m.at_threshold
+    calibration = m.calibration.classes.get(positive) if m.calibration else None
     return {
         "set": name,
         "kind": kind,
         # sets only: the lungs-hidden metrics are the test split's images, and carry no class list
-        "classes_present": len(m["sources_by_class"]) if "sources_by_class" in m else None,
-        "images": m["images"],
-        "patients": m["patients"],
-        "macro_f1": m["report"]["macro avg"]["f1-score"],
-        "macro_f1_ci": (m.get("bootstrap") or {}).get("macro_f1"),
-        "majority_class_macro_f1": m.get("majority_class_macro_f1", bar),
-        "roc_auc": (m.get("roc_auc") or {}).get(positive),
-        "roc_auc_ci": (m.get("bootstrap") or {}).get(f"roc_auc:{positive}"),
-        "sensitivity": at.get("sensitivity"),
-        "sensitivity_ci": (at.get("bootstrap") or {}).get("sensitivity"),
-        "specificity": at.get("specificity"),
-        "specificity_ci": (at.get("bootstrap") or {}).get("specificity"),
-        "ece": calibration.get("ece"),
-        "ece_ci": (calibration.get("bootstrap") or {}).get("ece"),
+        "classes_present": None if m.sources_by_class is None else len(m.sources_by_class),
+        "images": m.images,
+        "patients": m.patients,
+        "macro_f1": m.macro_f1,
+        "macro_f1_ci": m.bootstrap.ci("macro_f1"),
+        "majority_class_macro_f1": bar if m.majority_class_macro_f1 is None else m.majority_class_macro_f1,
+        "roc_auc": m.roc_auc.get(positive),
+        "roc_auc_ci": m.bootstrap.ci(f"roc_auc:{positive}"),
+        "sensitivity": at.sensitivity if at else None,
+        "sensitivity_ci": at.bootstrap.ci("sensitivity") if at else None,
+        "specificity": at.specificity if at else None,
+        "specificity_ci": at.bootstrap.ci("specificity") if at else None,
+        "ece": calibration.ece if calibration else None,
+        "ece_ci": calibration.bootstrap.ci("ece") if calibration else None,
     }
 
 
-def summary_rows(ev: dict) -> list[dict]:
+def summary_rows(ev: Evaluation) -> list[dict]:
     """One row per evaluated set: the internal split, the same with the lungs hidden, each external set."""
-    positive = (ev.get("operating_point") or {}).get("positive_class", "COVID-19")
-    test = ev["test"]
-    rows = [_row(f"{ev.get('split', 'test')} split", "internal", test, positive, None)]
-    hidden = (test.get("audit") or {}).get("lungs_hidden")
-    if hidden:
+    positive = ev.operating_point.positive_class
+    test = ev.test
+    rows = [_row(f"{ev.split} split", "internal", test, positive, None)]
+    if test.audit:
+        hidden = test.audit.lungs_hidden
         rows.append(
-            _row(
-                "test split, lungs hidden",
-                "lungs hidden",
-                hidden,
-                positive,
-                test.get("majority_class_macro_f1"),
-            )
+            _row("test split, lungs hidden", "lungs hidden", hidden, positive, test.majority_class_macro_f1)
         )
-    rows += [_row(name, set_kind(m), m, positive, None) for name, m in (ev.get("external") or {}).items()]
+    rows += [
+        _row(name, set_kind(m.kind, m.sources_by_class), m, positive, None) for name, m in ev.external.items()
+    ]
     return rows
 
 
-def summary_section(models: list[dict]) -> str:
+def summary_section(models: list[RunSummary]) -> str:
     head = [
         "model",
         "set",
@@ -84,21 +83,21 @@ def summary_section(models: list[dict]) -> str:
     ]
     rows = [
         [
-            f"<b>{esc(m['label'])}</b>",
-            esc(r["set"]),
-            esc(r["kind"]),
-            f"{r['images']} ({r['patients']})",
-            with_ci(r["macro_f1"], r["macro_f1_ci"]),
-            num(r["majority_class_macro_f1"]),
-            num(r["roc_auc"]),
-            with_ci(r["sensitivity"], r["sensitivity_ci"]),
-            with_ci(r["specificity"], r["specificity_ci"]),
-            with_ci(r["ece"], r["ece_ci"]),
+            f"<b>{esc(m.label)}</b>",
+            esc(r.set),
+            esc(r.kind),
+            f"{r.images} ({r.patients})",
+            with_ci(r.macro_f1, r.macro_f1_ci),
+            num(r.majority_class_macro_f1),
+            num(r.roc_auc),
+            with_ci(r.sensitivity, r.sensitivity_ci),
+            with_ci(r.specificity, r.specificity_ci),
+            with_ci(r.ece, r.ece_ci),
         ]
         for m in models
-        for r in m["disease_summary"]
+        for r in m.disease_summary
     ]
-    sentences = "".join(f"<li>{esc(sentence)}</li>" for m in models for sentence in m["findings"])
+    sentences = "".join(f"<li>{esc(sentence)}</li>" for m in models for sentence in m.findings)
     return (
         "<p>Every row uses the same model and the same threshold (chosen on the validation split). "
         "A result counts only when its interval clears always answering the set's most common class. "
@@ -108,63 +107,60 @@ def summary_section(models: list[dict]) -> str:
     )
 
 
-def calibration_section(models: list[dict], evaluations: dict[Path, dict], image) -> str:
+def calibration_section(models: list[RunSummary], evaluations: dict[Path, Evaluation], image) -> str:
     """Per model: the threshold and its rule, then per set and class Brier and ECE with intervals."""
     parts = []
     for m, (folder, ev) in zip(models, evaluations.items(), strict=True):
-        point = ev.get("operating_point") or {}
-        note = f" <span class='warn'>{esc(point['note'])}</span>" if point.get("note") else ""
-        rows = []
-        for name, metrics in [("test split", ev["test"]), *(ev.get("external") or {}).items()]:
-            for cls, c in ((metrics.get("calibration") or {}).get("classes") or {}).items():
-                boot = c.get("bootstrap") or {}
-                rows.append(
-                    [
-                        esc(name),
-                        esc(cls),
-                        with_ci(c["brier"], boot.get("brier")),
-                        with_ci(c["ece"], boot.get("ece")),
-                    ]
-                )
+        point = ev.operating_point
+        note = f" <span class='warn'>{esc(point.note)}</span>" if point.note else ""
+        rows = [
+            [
+                esc(name),
+                esc(cls),
+                with_ci(c.brier, c.bootstrap.ci("brier")),
+                with_ci(c.ece, c.bootstrap.ci("ece")),
+            ]
+            for name, metrics in [("test split", ev.test), *ev.external.items()]
+            for cls, c in (metrics.calibration.classes if metrics.calibration else {}).items()
+        ]
         parts.append(
-            f"<h3>{esc(m['label'])}</h3><p>Operating threshold on P({esc(point.get('positive_class'))}): "
-            f"<b>{num(point.get('threshold'), 3)}</b>, rule <code>{esc(point.get('rule'))}</code> on the "
-            f"{esc(point.get('chosen_on'))} split ({(point.get('validation') or {}).get('images')} images), "
+            f"<h3>{esc(m.label)}</h3><p>Operating threshold on P({esc(point.positive_class)}): "
+            f"<b>{num(point.threshold, 3)}</b>, rule <code>{esc(point.rule)}</code> on the "
+            f"{esc(point.chosen_on)} split ({point.validation.images} images), "
             f"stored in <code>operating_point.json</code>.{note}</p>"
             + table(["set", "class", "Brier score [95% CI]", "ECE [95% CI]"], rows, left=2)
-            + image(folder, (ev.get("files") or {}).get("reliability"), f"{m['label']} reliability diagram")
+            + image(folder, ev.files.get("reliability"), f"{m.label} reliability diagram")
         )
     return "".join(parts)
 
 
-def subgroups_section(models: list[dict]) -> str:
+def _subgroup_row(attribute: str, value: str, g: Subgroup) -> list[str]:
+    counts = f"{g.images} ({g.patients})"
+    head = [esc(attribute), esc(value), counts, esc(", ".join(g.classes_present))]
+    if g.too_small or g.at_threshold is None or g.bootstrap is None:
+        return [*head, "too small", "", "", ""]
+    at = g.at_threshold
+    return [
+        *head,
+        with_ci(g.macro_f1, g.bootstrap.ci("macro_f1")),
+        num(g.roc_auc),
+        with_ci(at.sensitivity, at.bootstrap.ci("sensitivity")),
+        with_ci(at.specificity, at.bootstrap.ci("specificity")),
+    ]
+
+
+def subgroups_section(models: list[RunSummary]) -> str:
     parts = []
     for m in models:
-        sub = m.get("subgroups") or {}
-        rows = []
-        for attribute, groups in (sub.get("attributes") or {}).items():
-            for value, g in groups.items():
-                counts = f"{g['images']} ({g['patients']})"
-                classes = ", ".join(g["classes_present"])
-                if g["too_small"]:
-                    rows.append([esc(attribute), esc(value), counts, esc(classes), "too small", "", "", ""])
-                    continue
-                at = g["at_threshold"]
-                rows.append(
-                    [
-                        esc(attribute),
-                        esc(value),
-                        counts,
-                        esc(classes),
-                        with_ci(g["macro_f1"], (g.get("bootstrap") or {}).get("macro_f1")),
-                        num(g["roc_auc"]),
-                        with_ci(at["sensitivity"], (at.get("bootstrap") or {}).get("sensitivity")),
-                        with_ci(at["specificity"], (at.get("bootstrap") or {}).get("specificity")),
-                    ]
-                )
-        missing = sub.get("missing") or []
+        sub = m.subgroups
+        rows = [
+            _subgroup_row(attribute, value, g)
+            for attribute, groups in (sub.attributes if sub else {}).items()
+            for value, g in groups.items()
+        ]
+        missing = sub.missing if sub else []
         parts.append(
-            f"<h3>{esc(m['label'])} (test split)</h3>"
+            f"<h3>{esc(m.label)} (test split)</h3>"
             + table(
                 [
                     "attribute",
@@ -179,31 +175,29 @@ def subgroups_section(models: list[dict]) -> str:
                 rows,
                 left=4,
             )
-            + f"<p class='muted'>Groups under {sub.get('min_patients')} patients are listed as too small. "
+            + f"<p class='muted'>Groups under {sub.min_patients if sub else None} patients are listed as too small. "
             + (f"Not in the dataset rows, so not checked: {esc(', '.join(missing))}." if missing else "")
             + "</p>"
         )
     return "".join(parts)
 
 
-def probe_section(models: list[dict]) -> str:
+def probe_section(models: list[RunSummary]) -> str:
     rows = []
     for m in models:
-        for cls, p in ((m.get("source_probe") or {}).get("classes") or {}).items():
-            patients = ", ".join(f"{s}: {n}" for s, n in p["patients_by_source"].items())
-            if "skipped" in p:
-                rows.append(
-                    [esc(m["label"]), esc(cls), esc(patients), f"not run: {esc(p['skipped'])}", "", ""]
-                )
+        for cls, p in (m.source_probe.classes if m.source_probe else {}).items():
+            patients = ", ".join(f"{s}: {n}" for s, n in p.patients_by_source.items())
+            if p.skipped is not None:
+                rows.append([esc(m.label), esc(cls), esc(patients), f"not run: {esc(p.skipped)}", "", ""])
             else:
                 rows.append(
                     [
-                        esc(m["label"]),
+                        esc(m.label),
                         esc(cls),
                         esc(patients),
-                        num(p["balanced_accuracy"]),
-                        num(p["chance"]),
-                        num(p["roc_auc"]),
+                        num(p.balanced_accuracy),
+                        num(p.chance),
+                        num(p.roc_auc),
                     ]
                 )
     return (
@@ -215,12 +209,13 @@ def probe_section(models: list[dict]) -> str:
     )
 
 
-def model_cards_section(models: list[dict]) -> str:
-    return "".join(
-        f"<h3>{esc(m['label'])}</h3><p>{esc((m.get('model_card') or {}).get('intended_use'))}</p><ul>"
-        + "".join(
-            f"<li>{esc(note)}</li>" for note in (m.get("model_card") or {}).get("known_limitations", [])
+def model_cards_section(models: list[RunSummary]) -> str:
+    parts = []
+    for m in models:
+        card = m.model_card
+        notes = "".join(f"<li>{esc(note)}</li>" for note in (card.known_limitations if card else []))
+        parts.append(
+            f"<h3>{esc(m.label)}</h3><p>{esc(card.intended_use if card else None)}</p><ul>{notes}</ul>"
+            f"<pre>{esc(json.dumps(card.dump() if card else None, indent=1))}</pre>"
         )
-        + f"</ul><pre>{esc(json.dumps(m.get('model_card'), indent=1))}</pre>"
-        for m in models
-    )
+    return "".join(parts)

@@ -11,7 +11,6 @@ A step's key is removed before it runs and written (atomically) only after it su
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import threading
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.atomic import write_text_atomically
+from jobs.contracts.results.report import Figure, read_report
 from jobs.data.source_listing import sources_fingerprint
 from jobs.experiment.arguments import is_absolute_uri
 from jobs.experiment.schema import Experiment, ModelRun
@@ -216,11 +216,11 @@ def run_steps(steps: list[Step], force: bool, echo: Callable[[str], None] = prin
     return not failed
 
 
-def _spread(figure: dict) -> str:
-    if figure["median"] is None:
+def _spread(figure: Figure) -> str:
+    if figure.median is None:
         return "n/a"
-    low, high = figure["min"], figure["max"]
-    return f"{figure['median']:.3f}" + (f" (seeds {low:.3f} to {high:.3f})" if low != high else "")
+    low, high = figure.min, figure.max
+    return f"{figure.median:.3f}" + (f" (seeds {low:.3f} to {high:.3f})" if low != high else "")
 
 
 def headline(report_dir: Path) -> list[str]:
@@ -229,13 +229,14 @@ def headline(report_dir: Path) -> list[str]:
     lines = []
     summary = report_dir / "report.json"
     if summary.exists():
-        for m in json.loads(summary.read_text())["across_seeds"]:
-            internal = m["rows"][0]["figures"]
+        across_seeds = read_report(summary).across_seeds
+        for m in across_seeds:
+            internal = m.rows[0].figures
             lines.append(
-                f"  {m['model']:12} {len(m['seeds'])} seed(s): macro F1 {_spread(internal['macro_f1'])}, "
-                f"ROC AUC {_spread(internal['roc_auc'])}; shortcut audit: {m['audit']['level']}"
+                f"  {m.model:12} {len(m.seeds)} seed(s): macro F1 {_spread(internal['macro_f1'])}, "
+                f"ROC AUC {_spread(internal['roc_auc'])}; shortcut audit: {m.audit.level}"
             )
-        for m in json.loads(summary.read_text())["across_seeds"]:
-            lines += [f"  - {sentence}" for sentence in m["sentences"]]
+        for m in across_seeds:
+            lines += [f"  - {sentence}" for sentence in m.sentences]
     lines.append(f"report: {report_dir / 'report.html'}")
     return lines
