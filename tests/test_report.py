@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from base64 import b64encode
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,20 @@ def test_html_is_self_contained(report):
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page
     assert page.count("data:image/png;base64,") >= 2 * 4  # curves, confusion, ROC, Grad-CAM per model
+
+
+def test_every_figure_an_evaluation_wrote_is_on_the_page(report):
+    """Read from the evaluations' folders, not from the list the report keeps: a new figure that the
+    evaluation writes but the page leaves out fails here."""
+    page = (report / "report.html").read_text()
+    embedded = set(re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page))
+    written = sorted((report.parent / "experiment").rglob("*.png"))
+    missing = [
+        str(p.relative_to(report.parent))
+        for p in written
+        if b64encode(p.read_bytes()).decode() not in embedded
+    ]
+    assert written and missing == []
 
 
 def test_paper_figures_only_for_the_papers_experiments():

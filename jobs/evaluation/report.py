@@ -41,6 +41,12 @@ from jobs.evaluation.source_report import (
 LOG = logging.getLogger(__name__)
 
 REJECTED_SHOWN = 200
+# An external set's figures (``metrics.json`` external.<name>.files), in the order the page shows them.
+EXTERNAL_FIGURES = (
+    ("confusion_matrix", "confusion matrix"),
+    ("roc_curves", "ROC curves"),
+    ("reliability", "reliability diagram"),
+)
 
 
 class ReportError(ValueError):
@@ -461,7 +467,10 @@ def _figures(m: RunSummary, ev: Evaluation, folder: Path) -> str:
     layer = f" (layer {_e(gradcam.layer)})" if gradcam and gradcam.layer else ""
     ext = "".join(
         f"<h4>{_e(name)}</h4>"
-        + _image(folder, (e.files or {}).get("confusion_matrix"), f"{m.label} confusion matrix on {name}")
+        + "".join(
+            _image(folder, (e.files or {}).get(key), f"{m.label} {caption} on {name}")
+            for key, caption in EXTERNAL_FIGURES
+        )
         for name, e in ev.external.items()
     )
     return (
