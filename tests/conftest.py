@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "cxr-sample"
 SMALL_IMAGE_SIZE = 64
+pytest_plugins = ["tests.container_fixtures"]  # the container tests' image, requests and emulated job
 
 
 def require_sample() -> Path:
