@@ -1,6 +1,6 @@
 # Two commands for a new user (see README): `make demo` and `make test`.
-# `make demo` sets up .venv/ first, `make test` also node_modules/, .venv-checkov/ and .venv-sagemaker/; re-running is fast
-# when nothing changed.
+# `make demo` sets up .venv/ first, `make test` also node_modules/, .venv-checkov/ and .venv-sagemaker/;
+# re-running is fast when nothing changed.
 SHELL := /bin/bash
 PY := .venv/bin/python
 SAMPLE ?= ../shared/data/cxr-sample

@@ -148,7 +148,7 @@ class TrainingJob:
                 }
             )
         )
-        for folder in (sagemaker_env.MODEL_DIR, "output"):
+        for folder in (sagemaker_env.MODEL_DIR, sagemaker_env.OUTPUT_DATA_DIR):  # SageMaker makes output/data
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         if "CheckpointConfig" in self.request:
             self.checkpoints.mkdir(parents=True, exist_ok=True)
