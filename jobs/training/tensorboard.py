@@ -29,6 +29,12 @@ class StageTensorBoard(keras.callbacks.TensorBoard):
         super().on_epoch_end(self.offset + epoch, logs)
 
 
+def clear_event_files(log_dir: Path) -> None:
+    """Removes the event files an earlier run left (only those: the folder may be the user's)."""
+    for events in log_dir.glob("*/events.out.tfevents.*"):
+        events.unlink()
+
+
 def tensorboard_callbacks(
     log_dir: Path | None, stages: tuple[Stage, ...], stage_index: int
 ) -> list[keras.callbacks.Callback]:

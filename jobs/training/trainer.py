@@ -24,7 +24,7 @@ from jobs.training.models import ModelSpec, build_model, effective_weights
 from jobs.training.randomness import EpochSeeds
 from jobs.training.reporting import EpochReporter, history_document, write_json
 from jobs.training.schedules import Progress, configure_stage, start_position
-from jobs.training.tensorboard import tensorboard_callbacks
+from jobs.training.tensorboard import clear_event_files, tensorboard_callbacks
 from jobs.training.weights import imagenet_unavailable, resolve_weights
 
 
@@ -96,6 +96,8 @@ def train(
     stages, config = hp.stages, hp.config
     identity = run_identity(hp, ds)
     checkpoint = find_checkpoint(checkpoint_dir, identity, stages)
+    if tensorboard_dir is not None and checkpoint is None:  # a fresh run: no curve of an earlier run
+        clear_event_files(tensorboard_dir)
     weights = effective_weights(hp.model, config.weights)
 
     plan = detect_hardware(gpus_expected)
