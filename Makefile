@@ -1,6 +1,6 @@
 # Two commands for a new user (see README): `make demo` and `make test`.
-# `make demo` sets up .venv/ first, `make test` also node_modules/ and .venv-checkov/; re-running is fast
-# when nothing changed.
+# `make demo` sets up .venv/ first, `make test` also node_modules/, .venv-checkov/ and .venv-sagemaker/;
+# re-running is fast when nothing changed.
 SHELL := /bin/bash
 PY := .venv/bin/python
 SAMPLE ?= ../shared/data/cxr-sample
@@ -8,7 +8,7 @@ EXPERIMENT ?= experiments/demo.json
 
 .PHONY: setup demo demo-container image test test-fast lint synth clean
 
-setup: .venv/.installed node_modules/.installed .venv-checkov/.installed
+setup: .venv/.installed node_modules/.installed .venv-checkov/.installed .venv-sagemaker/.installed
 
 .venv/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -21,6 +21,13 @@ setup: .venv/.installed node_modules/.installed .venv-checkov/.installed
 .venv-checkov/.installed: requirements-checkov.txt .venv/.installed
 	test -x .venv-checkov/bin/python || python3 -m venv .venv-checkov
 	$(PY) -m uv pip install --python .venv-checkov/bin/python -q -r requirements-checkov.txt
+	touch $@
+
+# The SageMaker Python SDK (its local mode judges the image in tests/test_sagemaker_local_mode.py) needs
+# protobuf<7 and pyarrow 25 (ours: 7.36.2, 26.0.1): a venv of its own as well.
+.venv-sagemaker/.installed: requirements-sagemaker.txt .venv/.installed
+	test -x .venv-sagemaker/bin/python || python3 -m venv .venv-sagemaker
+	$(PY) -m uv pip install --python .venv-sagemaker/bin/python -q -r requirements-sagemaker.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -19,15 +19,18 @@ EXPORTS="export DOCKER_BUILDKIT=0"
 
 answers() { DOCKER_BUILDKIT=0 docker ${1:+-H "$1"} info > /dev/null 2>&1; }
 
+# docker-compose (1.29, Python) is what the SageMaker SDK's local mode runs (tests/test_sagemaker_local_mode.py).
 install_packages() {
-  command -v dockerd > /dev/null && command -v debootstrap > /dev/null && return 0
+  command -v dockerd > /dev/null && command -v debootstrap > /dev/null && command -v docker-compose > /dev/null \
+    && return 0
   if [ "$(id -u)" != 0 ]; then
-    echo "engine.sh: dockerd or debootstrap is missing; install docker.io and debootstrap (as root)" >&2
+    echo "engine.sh: dockerd, debootstrap or docker-compose is missing; install docker.io, debootstrap and" \
+      "docker-compose (as root)" >&2
     return 1
   fi
-  echo "engine.sh: installing docker.io and debootstrap (Debian packages)" >&2
+  echo "engine.sh: installing docker.io, debootstrap and docker-compose (Debian packages)" >&2
   apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap > /dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap docker-compose > /dev/null
 }
 
 start() {

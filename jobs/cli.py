@@ -149,6 +149,10 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
         _entry_point("jobs.prediction.entry"),
     ),
     "run": ("run an experiment end to end on this machine (--local)", _run),
+    "tensorboard": (
+        "TensorBoard over an experiment's learning curves (or a folder of TensorBoard logs)",
+        _entry_point("jobs.training.tensorboard_cli"),
+    ),
     **{
         name: (description, lambda argv, name=name: _cloud(name, argv))
         for name, (description, _, _) in _cloud_subcommands().items()

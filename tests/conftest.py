@@ -11,6 +11,7 @@ from jobs.console import configure_logging
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "cxr-sample"
 SMALL_IMAGE_SIZE = 64
+pytest_plugins = ["tests.container_fixtures"]  # the container tests' image, requests and emulated job
 
 
 def require_sample() -> Path:

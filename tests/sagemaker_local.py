@@ -107,6 +107,7 @@ def docker(*arguments: str, timeout: float = 600, check: bool = True) -> subproc
     return done
 
 
+MODEL = "small_cnn"  # the demo's model these tests train
 LOCAL_INSTANCE_TYPE = "ml.m5.xlarge"  # what the emulated training host announces (a CPU type)
 
 
@@ -147,7 +148,7 @@ class TrainingJob:
                 }
             )
         )
-        for folder in (sagemaker_env.MODEL_DIR, "output"):
+        for folder in (sagemaker_env.MODEL_DIR, sagemaker_env.OUTPUT_DATA_DIR):  # SageMaker makes output/data
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         if "CheckpointConfig" in self.request:
             self.checkpoints.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,21 @@ class TrainingJob:
                 f"{self.checkpoints}:{sagemaker_env.DEFAULT_ROOT}/{sagemaker_env.CHECKPOINT_DIR}",
             ]
         return ["run", "--name", name, "--network", "none", *mounts, image, "train"]
+
+
+def run_training(image: str, request: dict, s3: dict, root: Path, name: str) -> tuple[int, str, TrainingJob]:
+    """One emulated training job to its end: (exit code, log, the job)."""
+    local = TrainingJob(request, root, s3)
+    local.prepare()
+    docker("rm", "-f", name, check=False)
+    done = docker(*local.run_arguments(image, name), check=False)
+    docker("rm", "-f", name, check=False)
+    return done.returncode, done.stdout + done.stderr, local
+
+
+def history(root: Path) -> list[dict]:
+    """The epochs of the history.json a training job left in its model folder."""
+    return json.loads((root / sagemaker_env.MODEL_DIR / "history.json").read_text())["epochs"]
 
 
 def processing_run(request: dict[str, Any], image: str, s3: dict[str, Path]) -> list[str]:

@@ -9,112 +9,25 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from jobs.cloud.stage_weights import INDEX
 from jobs.contracts import sagemaker_env
-from jobs.contracts.sagemaker_env import WEIGHTS_CHANNEL
-from jobs.experiment.schema import parse_experiment
-from jobs.plan import containers
-from jobs.plan.pipeline_input import state_machine_input
-from tests.cdk_support import ROOT, synthesize
 from tests.sagemaker_local import (
-    BASE_IMAGE,
-    ENGINE,
+    MODEL,
     STOP_GRACE_S,
     TrainingJob,
     docker,
-    map_items,
+    history,
     model_artifact,
     pack_model,
     processing_run,
     resolve,
-    start_engine,
+    run_training,
     state,
     task_request,
 )
-
-MODEL = "small_cnn"
-S3 = {"raw_uri": "s3://raw", "datasets_uri": "s3://datasets", "artifacts_uri": "s3://artifacts"}
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    """The project image on the local base, built once (Docker's cache makes a rebuild take seconds)."""
-    started, host = start_engine()
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("DOCKER_HOST", host)
-            env.setenv("DOCKER_BUILDKIT", "0")
-            build = {"check": True, "timeout": 1200, "stdout": subprocess.DEVNULL}
-            subprocess.run([str(ROOT / "containers" / "build-base.sh"), BASE_IMAGE], **build)
-            subprocess.run(containers.build_command(BASE_IMAGE), **build)
-            yield containers.IMAGE
-    finally:
-        if started:
-            subprocess.run([str(ENGINE), "stop"], check=False)
-
-
-@pytest.fixture(scope="module")
-def job(small_dataset, tmp_path_factory):
-    """The demo's execution input, the Map item of the small CNN, and S3 as local folders."""
-    template = synthesize().template
-    # The demo with the one model these tests train: the report job then expects exactly its evaluation.
-    demo = json.loads((ROOT / "experiments" / "demo.json").read_text())
-    demo["training"]["models"] = [MODEL]
-    demo["training"]["seeds"] = 1
-    # An external test set, mounted as the definition says (the demo's own ones when it has some).
-    demo["evaluation"]["external"] = demo["evaluation"].get("external") or [
-        {"name": "other-hospital", "sources": [{"kind": "folders", "uri": "other-hospital"}]}
-    ]
-    payload = state_machine_input(parse_experiment(demo), run_id="r1", **S3)
-    (item,) = [i for i in map_items(template, payload) if i["item"]["model"] == MODEL]
-    training = resolve(state(template, "Train")["Parameters"], item)
-    s3_root = tmp_path_factory.mktemp("s3")
-    # The weights prefix as `cxr stage-weights` leaves it when no backbone file is staged (the demo's
-    # models start from random weights): its index only.
-    weights = s3_root / "weights"
-    weights.mkdir()
-    (weights / INDEX).write_text(json.dumps({"keras_notop": {}}))
-    (weights_channel,) = [c for c in training["InputDataConfig"] if c["ChannelName"] == WEIGHTS_CHANNEL]
-    s3 = {
-        payload["dataset"]["uri"]: small_dataset,
-        training["CheckpointConfig"]["S3Uri"]: s3_root / "checkpoints",
-        weights_channel["DataSource"]["S3DataSource"]["S3Uri"]: weights,
-    }
-    # Each external set's ETL output: the sample's test split under a manifest of its own (so it leaks).
-    from tests.contract_models import external_copy  # imports Keras: only when the tests run
-
-    for external in payload["externals"]:
-        s3[external["dataset"]["uri"]] = external_copy(small_dataset, s3_root / external["name"])
-    return template, payload, item, training, s3
-
-
-def _train(image: str, request: dict, s3: dict, root: Path, name: str) -> tuple[int, str, TrainingJob]:
-    local = TrainingJob(request, root, s3)
-    local.prepare()
-    docker("rm", "-f", name, check=False)
-    done = docker(*local.run_arguments(image, name), check=False)
-    docker("rm", "-f", name, check=False)
-    return done.returncode, done.stdout + done.stderr, local
-
-
-def _history(root: Path) -> list[dict]:
-    return json.loads((root / sagemaker_env.MODEL_DIR / "history.json").read_text())["epochs"]
-
-
-@pytest.fixture(scope="module")
-def trained(image, job, tmp_path_factory):
-    """One uninterrupted training job, as the state machine starts it."""
-    root = tmp_path_factory.mktemp("opt-ml")
-    _, _, _, training, s3 = job
-    code, log, _ = _train(image, training, s3, root, "cxr-test-train")
-    assert code == 0, log[-3000:]
-    return root, log
 
 
 @pytest.mark.container
@@ -130,12 +43,15 @@ def test_training_job_writes_the_model_and_the_defined_metrics(trained, job):
         "config.json",
     }
     assert not (root / sagemaker_env.FAILURE_FILE).exists()
+    # the emulated tree has output/, as SageMaker's does: the logs go where TensorBoardOutputConfig reads
+    assert (root / sagemaker_env.TENSORBOARD_DIR / "train").is_dir()
+    assert training["TensorBoardOutputConfig"]["LocalPath"] == sagemaker_env.TENSORBOARD_LOCAL_PATH
     epochs = sum(stage["epochs"] for stage in json.loads(item["item"]["hyperparameters"]["schedule"]))
     for metric in training["AlgorithmSpecification"]["MetricDefinitions"]:
         values = re.findall(metric["Regex"], log)
         assert len(values) == epochs, f"{metric['Name']}: {len(values)} lines for {epochs} epochs"
         assert all(0 <= float(v) < 100 for v in values)
-    assert len(_history(root)) == epochs
+    assert len(history(root)) == epochs
 
 
 @pytest.mark.container
@@ -143,7 +59,7 @@ def test_training_job_writes_the_model_and_the_defined_metrics(trained, job):
 def test_bad_hyperparameters_fail_with_a_reason_and_a_non_zero_exit(image, job, tmp_path):
     _, _, _, training, s3 = job
     bad = {**training, "HyperParameters": {**training["HyperParameters"], "batch_size": "sixteen"}}
-    code, _, _ = _train(image, bad, s3, tmp_path, "cxr-test-bad")
+    code, _, _ = run_training(image, bad, s3, tmp_path, "cxr-test-bad")
     assert code != 0
     failure = (tmp_path / sagemaker_env.FAILURE_FILE).read_text()
     assert "batch_size" in failure and "sixteen" in failure
@@ -229,7 +145,7 @@ def test_spot_interruption_resumes_to_the_same_history(image, trained, job, tmp_
     assert exit_code != 0 and not (local.root / sagemaker_env.MODEL_DIR / "history.json").exists()
     done_before = json.loads(state_file.read_text())["progress"]
 
-    code, log, _ = _train(image, training, s3, local.root, name)
+    code, log, _ = run_training(image, training, s3, local.root, name)
     assert code == 0, log[-3000:]
     assert "resuming from" in log and done_before["epochs_done"] >= 1
-    assert _history(tmp_path / "opt-ml") == _history(uninterrupted)
+    assert history(tmp_path / "opt-ml") == history(uninterrupted)

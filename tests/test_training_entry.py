@@ -316,3 +316,59 @@ def test_a_gpu_host_whose_gpus_tensorflow_cannot_see_fails_instead_of_training_o
         failure = (root / "output" / "failure").read_text()
         assert "TensorFlow sees none" in failure and (instance_type or "SM_NUM_GPUS=4") in failure
         assert not (root / "model" / "model.keras").exists()
+
+
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of every scalar in a TensorBoard run folder, read with TensorBoard's own reader."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    return {
+        tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+        for tag in events.Tags()["tensors"]
+    }
+
+
+TWO_STAGES = '[{"epochs": 2, "learning_rate": 0.001, "trainable": "all"}, {"epochs": 1, "learning_rate": 0.0001, "trainable": "all"}]'
+
+
+def test_tensorboard_logs_one_curve_across_stages_at_sagemakers_path(container, small_dataset, tmp_path):
+    """In a job's tree the logs land in output/tensorboard (TensorBoardOutputConfig's LocalPath): one
+    point per epoch of the whole schedule, the values history.json holds, a few kB; a fresh rerun's only."""
+    hyperparameters = tiny("small_cnn", "binary", schedule=TWO_STAGES)
+    root = opt_ml(tmp_path, small_dataset, hyperparameters)
+    (root / "output").mkdir()
+    for _ in range(2):  # a rerun without a checkpoint starts the curve anew
+        keras.backend.clear_session()
+        entry.run([], sagemaker_env.from_environ({}, root=root))
+    logs = root / sagemaker_env.TENSORBOARD_DIR
+    assert sagemaker_env.TENSORBOARD_LOCAL_PATH == "/opt/ml/" + sagemaker_env.TENSORBOARD_DIR
+    history = histories(root)
+    train, validation = tensorboard_scalars(logs / "train"), tensorboard_scalars(logs / "validation")
+    assert [step for step, _ in train["epoch_loss"]] == [0, 1, 2]
+    assert [v for _, v in train["epoch_loss"]] == pytest.approx([e["loss"] for e in history], rel=1e-5)
+    assert [v for _, v in validation["epoch_loss"]] == pytest.approx(
+        [e["val_loss"] for e in history], rel=1e-5
+    )
+    assert sum(f.stat().st_size for f in logs.rglob("*") if f.is_file()) < 50_000
+    assert not (root / "model" / "tensorboard").exists()
+
+
+def test_tensorboard_logs_change_no_number_of_the_run(container, small_dataset, tmp_path):
+    """The same seeded run with and without the logs: identical history and predictions. Without a job's
+    tree (no output/), the logs go beside the model."""
+    hyperparameters = tiny("small_cnn", "binary", schedule=TWO_STAGES, rotation_degrees="15")
+    runs = []
+    for argv in ([], ["--tensorboard-dir=none"]):
+        root, code = container(hyperparameters, small_dataset, argv=argv)
+        assert code == 0
+        model_dir = root / "model"
+        assert (model_dir / "tensorboard").is_dir() == (not argv)
+        images = to_float(next(open_dataset(small_dataset).batches("test", batch_rows=4))["image"])
+        predicted = np.asarray(keras.models.load_model(model_dir / "model.keras")(images, training=False))
+        runs.append((histories(root), predicted))
+        shutil.rmtree(root)
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

@@ -31,6 +31,7 @@ from jobs.contracts.sagemaker_env import (
     REPORT_DATASET_DIR,
     REPORT_EVALUATIONS_DIR,
     REPORT_OUTPUT_DIR,
+    TENSORBOARD_LOCAL_PATH,
     WEIGHTS_CHANNEL,
 )
 from jobs.contracts.stack_outputs import WEIGHTS_PREFIX
@@ -161,6 +162,11 @@ class SageMakerJobs(Construct):
             "StoppingCondition": stopping,
             "EnableManagedSpotTraining": s.useSpot,
             "CheckpointConfig": {"S3Uri.$": "$.item.checkpointUri"},
+            # Keras' TensorBoard logs, synced while the job runs: the console's TensorBoard reads them there.
+            "TensorBoardOutputConfig": {
+                "S3OutputPath.$": "States.Format('{}/tensorboard/{}', $.item.outputUri, $.item.trainingJobName)",
+                "LocalPath": TENSORBOARD_LOCAL_PATH,
+            },
             "EnableNetworkIsolation": s.networkIsolation,
             "EnableInterContainerTrafficEncryption": True,
             "Tags": [{"Key": "project", "Value": "cxr-pipeline"}],

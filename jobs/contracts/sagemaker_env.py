@@ -33,6 +33,9 @@ MODEL_DIR = "model"
 OUTPUT_DATA_DIR = "output/data"
 FAILURE_FILE = "output/failure"
 CHECKPOINT_DIR = "checkpoints"
+# TensorBoardOutputConfig's default LocalPath, synced to its S3OutputPath while the job runs.
+TENSORBOARD_DIR = "output/tensorboard"
+TENSORBOARD_LOCAL_PATH = f"{DEFAULT_ROOT}/{TENSORBOARD_DIR}"
 
 # Where SageMaker Processing mounts inputs and collects outputs (the state machine's LocalPaths).
 PROCESSING_ROOT = f"{DEFAULT_ROOT}/processing"
@@ -113,6 +116,12 @@ class SageMakerEnv:
         """``checkpoints/`` only when the job configured it (SageMaker creates it then), else None."""
         path = self.root / CHECKPOINT_DIR
         return path if path.is_dir() else None
+
+    def tensorboard_dir(self, model_dir: Path) -> Path:
+        """Where Keras' TensorBoard logs go: SageMaker's TensorBoard path in a job's tree (``output/``
+        exists there), else ``tensorboard/`` beside the model files, so a local run keeps them."""
+        output = self.root / "output"
+        return self.root / TENSORBOARD_DIR if output.is_dir() else model_dir / "tensorboard"
 
     @property
     def instance_type(self) -> str | None:

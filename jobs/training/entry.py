@@ -25,10 +25,11 @@ from jobs.training.hyperparameters import parse_hyperparameters
 if TYPE_CHECKING:
     import keras
 
-PATH_FLAGS = ("data", "model_dir", "checkpoint_dir", "channel")
+PATH_FLAGS = ("data", "model_dir", "checkpoint_dir", "channel", "tensorboard_dir")
+NO_TENSORBOARD = "none"  # --tensorboard-dir=none: no TensorBoard logs
 USAGE = (
     "usage: train [--data=DATASET] [--model-dir=DIR] [--checkpoint-dir=DIR] [--channel=NAME] "
-    "[--HYPERPARAMETER=VALUE ...]\n"
+    "[--tensorboard-dir=DIR|none] [--HYPERPARAMETER=VALUE ...]\n"
     "  hyperparameters: see jobs.experiment.arguments.training_hyperparameters (e.g. --model=resnet50 --task=binary)"
 )
 
@@ -122,7 +123,15 @@ def run(argv: list[str], env: sagemaker_env.SageMakerEnv) -> keras.Model:
         checkpoint_dir=_checkpoint_dir(paths, env),
         weights_dir=env.channel(sagemaker_env.WEIGHTS_CHANNEL),
         gpus_expected=env.gpus_expected(),
+        tensorboard_dir=_tensorboard_dir(paths, env, model_dir),
     )
+
+
+def _tensorboard_dir(paths: dict[str, str], env: sagemaker_env.SageMakerEnv, model_dir: Path) -> Path | None:
+    chosen = paths.get("tensorboard_dir")
+    if chosen == NO_TENSORBOARD:
+        return None
+    return Path(chosen) if chosen else env.tensorboard_dir(model_dir)
 
 
 def _checkpoint_dir(paths: dict[str, str], env: sagemaker_env.SageMakerEnv) -> Path | None:

@@ -25,6 +25,7 @@ from jobs.training.models import ModelSpec, build_model, effective_weights
 from jobs.training.randomness import EpochSeeds
 from jobs.training.reporting import EpochReporter, history_document, write_json
 from jobs.training.schedules import Progress, configure_stage, start_position
+from jobs.training.tensorboard import clear_event_files, tensorboard_callbacks
 from jobs.training.weights import imagenet_unavailable, resolve_weights
 
 LOG = logging.getLogger(__name__)
@@ -88,14 +89,18 @@ def train(
     checkpoint_dir: Path | None,
     weights_dir: Path | None = None,
     gpus_expected: str | None = None,
+    tensorboard_dir: Path | None = None,
 ) -> keras.Model:
     """Trains through the schedule (resuming a matching checkpoint), writes the outputs, returns the model.
 
     ``gpus_expected`` says why the host has GPUs (``SageMakerEnv.gpus_expected``): none visible then fails.
+    ``tensorboard_dir`` receives Keras' TensorBoard logs (None: no logs).
     """
     stages, config = hp.stages, hp.config
     identity = run_identity(hp, ds)
     checkpoint = find_checkpoint(checkpoint_dir, identity, stages)
+    if tensorboard_dir is not None and checkpoint is None:  # a fresh run: no curve of an earlier run
+        clear_event_files(tensorboard_dir)
     weights = effective_weights(hp.model, config.weights)
 
     plan = detect_hardware(gpus_expected)
@@ -147,6 +152,7 @@ def train(
         callbacks: list[keras.callbacks.Callback] = [
             seeds.for_stage(index),
             EpochReporter(index, stages, history),
+            *tensorboard_callbacks(tensorboard_dir, stages, index),
         ]
         stopper = None
         if config.early_stopping_patience:
