@@ -18,7 +18,7 @@ from jobs.experiment import provenance
 from jobs.training.batchnorm import recalibrate
 from jobs.training.checkpoints import EpochCheckpoint, find_checkpoint, save_checkpoint
 from jobs.training.class_balance import balanced_class_weights, class_counts
-from jobs.training.hardware import detect_hardware, global_batch_size, make_strategy
+from jobs.training.hardware import HardwarePlan, detect_hardware, global_batch_size, make_strategy
 from jobs.training.hyperparameters import Hyperparameters
 from jobs.training.inputs import evaluation_dataset, training_dataset
 from jobs.training.models import ModelSpec, build_model, effective_weights
@@ -103,20 +103,7 @@ def train(
         clear_event_files(tensorboard_dir)
     weights = effective_weights(hp.model, config.weights)
 
-    plan = detect_hardware(gpus_expected)
-    keras.utils.set_random_seed(config.seed)
-    if plan.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    strategy = make_strategy(plan)
-    batch = global_batch_size(config.batch_size, strategy)
-    LOG.info(
-        "devices: %s, replicas %d, global batch %d, mixed precision %s, image shape %s",
-        list(plan.devices) or ["cpu"],
-        strategy.num_replicas_in_sync,
-        batch,
-        plan.mixed_precision,
-        ds.image_shape,
-    )
+    plan, strategy, batch = _seeded_hardware(config.seed, config.batch_size, gpus_expected, ds)
     with strategy.scope():
         model = (
             keras.models.load_model(checkpoint.model_path)
@@ -124,17 +111,8 @@ def train(
             else _build(hp, ds, weights, weights_dir)
         )
 
-    steps = hp.options.max_steps_per_epoch
     seeds = EpochSeeds(config.seed)
-    train_data = training_dataset(
-        ds, config.task, batch, seeds, hp.options.shuffle_buffer, hp.options.cache_mb * 2**20, steps
-    )
-    val_data = evaluation_dataset(ds, "validation", config.task, batch, steps)
-    class_weight = (
-        balanced_class_weights(class_counts(ds, config.task, "train"))
-        if config.class_weights == "balanced"
-        else None
-    )
+    train_data, val_data, class_weight = _inputs(hp, ds, batch, seeds)
 
     history = list(checkpoint.history) if checkpoint else []
     position = start_position(stages, checkpoint.progress if checkpoint else None)
@@ -149,19 +127,22 @@ def train(
             previous = stages[index - 1] if index > position.stage else None
             with strategy.scope():
                 configure_stage(model, stages[index], previous)
-        callbacks: list[keras.callbacks.Callback] = [
+        stopper = (
+            keras.callbacks.EarlyStopping(patience=config.early_stopping_patience, restore_best_weights=True)
+            if config.early_stopping_patience
+            else None
+        )
+        callbacks = [
             seeds.for_stage(index),
             EpochReporter(index, stages, history),
             *tensorboard_callbacks(tensorboard_dir, stages, index),
+            *([stopper] if stopper else []),
+            *(
+                [EpochCheckpoint(checkpoint_dir, identity, stages, index, history)]
+                if checkpoint_dir is not None
+                else []
+            ),
         ]
-        stopper = None
-        if config.early_stopping_patience:
-            stopper = keras.callbacks.EarlyStopping(
-                patience=config.early_stopping_patience, restore_best_weights=True
-            )
-            callbacks.append(stopper)
-        if checkpoint_dir is not None:
-            callbacks.append(EpochCheckpoint(checkpoint_dir, identity, stages, index, history))
         model.fit(
             train_data,
             validation_data=val_data,
@@ -197,3 +178,41 @@ def train(
     )
     LOG.info("model, history and config written to %s", model_dir)
     return model
+
+
+def _inputs(
+    hp: Hyperparameters, ds: Dataset, batch: int, seeds: EpochSeeds
+) -> tuple[tf.data.Dataset, tf.data.Dataset, dict[int, float] | None]:
+    """The training and validation pipelines and the class weights (None: unweighted)."""
+    config, steps = hp.config, hp.options.max_steps_per_epoch
+    train_data = training_dataset(
+        ds, config.task, batch, seeds, hp.options.shuffle_buffer, hp.options.cache_mb * 2**20, steps
+    )
+    val_data = evaluation_dataset(ds, "validation", config.task, batch, steps)
+    class_weight = (
+        balanced_class_weights(class_counts(ds, config.task, "train"))
+        if config.class_weights == "balanced"
+        else None
+    )
+    return train_data, val_data, class_weight
+
+
+def _seeded_hardware(
+    seed: int, batch_size: int, gpus_expected: str | None, ds: Dataset
+) -> tuple[HardwarePlan, tf.distribute.Strategy, int]:
+    """The devices, seeded before anything draws a random number: the plan, its strategy, the global batch."""
+    plan = detect_hardware(gpus_expected)
+    keras.utils.set_random_seed(seed)
+    if plan.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(plan)
+    batch = global_batch_size(batch_size, strategy)
+    LOG.info(
+        "devices: %s, replicas %d, global batch %d, mixed precision %s, image shape %s",
+        list(plan.devices) or ["cpu"],
+        strategy.num_replicas_in_sync,
+        batch,
+        plan.mixed_precision,
+        ds.image_shape,
+    )
+    return plan, strategy, batch
