@@ -252,7 +252,10 @@ def test_a_step_log_keeps_everything_and_the_console_leaves_out_tensorflows_and_
         "To adjust logging level use sc.setLogLevel(newLevel). For SparkR, use setLogLevel(newLevel).\n"
         "26/12/07 01:05:33 WARN Utils: Your hostname, vm, resolves to a loopback address: 127.0.0.1; using "
         "192.0.2.2 instead (on interface eth0)\n"
-        "26/12/07 01:05:33 WARN Utils: Set SPARK_LOCAL_IP if you need to bind to another address"
+        "26/12/07 01:05:33 WARN Utils: Set SPARK_LOCAL_IP if you need to bind to another address\n"
+        "26/12/07 02:19:58 WARN NativeCodeLoader: Unable to load native-hadoop library for your platform... "
+        "using builtin-java classes where applicable\n"
+        "26/12/07 02:19:59 WARN Utils: Service 'SparkUI' could not bind on port 4040. Attempting port 4041."
     )
     script = f"import sys; print('epoch 1/2'); print({chatter!r}, file=sys.stderr); print('real error', file=sys.stderr)"
     log = tmp_path / "logs" / "step.log"

@@ -35,7 +35,9 @@ CHATTER = re.compile(
             r"^Using Spark's default log4j profile",
             r'^Setting default log level to "WARN"',
             r"^To adjust logging level use sc\.setLogLevel",
-            r"^\d\d/\d\d/\d\d [\d:]{8} WARN Utils: (?:Your hostname, .* resolves to a loopback|Set SPARK_LOCAL_IP)",
+            r"^\d\d/\d\d/\d\d [\d:]{8} WARN Utils: (?:Your hostname, .* resolves to a loopback|Set SPARK_LOCAL_IP"
+            r"|Service 'SparkUI' could not bind on port)",
+            r"^\d\d/\d\d/\d\d [\d:]{8} WARN NativeCodeLoader: Unable to load native-hadoop library",
         )
     )
 )
