@@ -11,6 +11,7 @@ import pytest
 from jobs.etl import sources
 from jobs.etl.errors import EtlError
 from jobs.etl.filters import SourceFilter
+from tests.refusals import accepted_values
 
 
 def _listing(root: Path) -> dict[str, str]:
@@ -115,8 +116,6 @@ def test_label_rules_per_source_map_cohen_findings_in_order(sample):
 
 def test_the_experiment_and_the_command_line_take_exactly_the_kinds_the_etl_reads():
     """Behaviour, not the annotations: what each side accepts and what it names when it refuses."""
-    import re
-
     from jobs.etl.errors import EtlError
     from jobs.etl.settings import parse_settings
     from jobs.experiment.schema import ExperimentError, parse_experiment
@@ -134,12 +133,12 @@ def test_the_experiment_and_the_command_line_take_exactly_the_kinds_the_etl_read
         assert parse_experiment(experiment(kind)).etl.sources[0].kind == kind
     with pytest.raises(ExperimentError, match="'etl.sources.0.kind'") as refused:
         parse_experiment(experiment("no_such_kind"))
-    assert set(re.findall(r"'(\w+)'", str(refused.value).split("Input should be")[1])) == set(sources.KINDS)
+    assert accepted_values(refused.value) == set(sources.KINDS)
     with pytest.raises(ExperimentError, match="'etl.label_rules.0.source'") as refused:
         parse_experiment(experiment("cohen", label_source="folders"))
     # label rules need a findings column: Cohen's metadata.csv and NIH's Data_Entry_2017.csv have one
     # (a new source with findings joins this set)
-    assert set(re.findall(r"'(\w+)'", str(refused.value).split("Input should be")[1])) == {"cohen", "nih"}
+    assert accepted_values(refused.value) == {"cohen", "nih"}
     with pytest.raises((SystemExit, EtlError)):
         parse_settings(["--source=no_such_kind=/d", "--output=/o"])
 

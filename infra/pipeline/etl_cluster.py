@@ -26,9 +26,9 @@ from infra.resources.cleanup.terminate_clusters import CLUSTER_NAME_PREFIX, EXEC
 from infra.resources.network import EMR_MANAGED_POLICY_TAG, Network
 from infra.resources.storage import EMR_LOG_PREFIX, Storage
 from infra.settings import PipelineSettings
+from jobs.experiment.paths import ROOT
 from jobs.plan.pipeline_input import ETL_COMMAND
 
-ROOT = Path(__file__).resolve().parents[2]
 ETL_SCRIPT = ROOT / "jobs" / "etl" / "spark_job.py"
 ETL_REQUIREMENTS = ROOT / "jobs" / "etl" / "emr-requirements.txt"
 ETL_REQUIREMENTS_BOOTSTRAP = ROOT / "jobs" / "etl" / "emr-bootstrap.sh"

@@ -9,7 +9,6 @@ cannot see them and the tests assert them on the definition.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Duration, Stack
@@ -35,9 +34,9 @@ from jobs.contracts.sagemaker_env import (
     WEIGHTS_CHANNEL,
 )
 from jobs.contracts.stack_outputs import WEIGHTS_PREFIX
+from jobs.experiment.paths import ROOT
 from jobs.plan.pipeline_input import JOB_NAME_PREFIX, processing_input
 
-ROOT = Path(__file__).resolve().parents[2]
 # The image needs only these; a narrow build context keeps the asset hash and upload small.
 IMAGE_CONTEXT = ["containers", "jobs", "pyproject.toml"]
 # API-level errors worth another try on the optimised `.sync` job tasks; a job that ran and failed is not
